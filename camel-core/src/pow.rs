@@ -786,6 +786,66 @@ mod tests {
         assert_eq!(U256::from_le_bytes(bytes).low_u64(), 0x0706_0504_0302_0100);
     }
 
+    #[test]
+    fn retarget_heights() {
+        let p = Params::main();
+        assert!(!is_retarget_height(&p, 0));
+        assert!(!is_retarget_height(&p, 2015));
+        assert!(is_retarget_height(&p, 2016));
+        assert!(!is_retarget_height(&p, 2017));
+        assert!(is_retarget_height(&p, 4032));
+        assert_eq!(retarget_first_height(&p, 2016), Some(0));
+        assert_eq!(retarget_first_height(&p, 4032), Some(2015));
+        assert_eq!(retarget_first_height(&p, 6048), Some(4031));
+        assert_eq!(retarget_first_height(&p, 4031), None);
+        let r = Params::regtest();
+        assert!(!is_retarget_height(&r, 2016));
+        assert_eq!(retarget_first_height(&r, 2016), None);
+        assert_eq!(next_bits(&r, 0x207f_ffff, 0, u32::MAX), Ok(0x207f_ffff));
+    }
+
+    #[test]
+    fn retarget_clamps_and_caps() {
+        let p = Params::main();
+        let expected = 2016 * 60;
+        let bits = 0x1d00_ffff;
+        let t = Target::from_compact(bits).unwrap().to_u256();
+        let at = |span: u32| {
+            Target::from_compact(next_bits(&p, bits, 1_000_000, 1_000_000 + span).unwrap()).unwrap()
+        };
+        // On schedule: unchanged.
+        assert_eq!(at(expected).to_u256(), t);
+        // Twice as slow: target doubles (easier).
+        assert_eq!(at(2 * expected).to_u256(), t.checked_mul_u64(2).unwrap());
+        // Clamped at x4 and x1/4, and time running backwards counts as the minimum.
+        assert_eq!(at(4 * expected), at(100 * expected));
+        assert_eq!(at(4 * expected).to_u256(), t.checked_mul_u64(4).unwrap());
+        assert_eq!(at(expected / 4), at(0));
+        assert_eq!(
+            next_bits(&p, bits, 2_000_000, 1_000_000),
+            next_bits(&p, bits, 0, 0)
+        );
+        assert_eq!(at(expected / 4).to_u256(), t.div_rem_u64(4).unwrap().0);
+        // At the limit, slower blocks cannot make it easier.
+        assert_eq!(
+            next_bits(&p, p.pow_limit_bits, 0, u32::MAX),
+            Ok(p.pow_limit_bits)
+        );
+        // A product above 2^256 is capped, not wrapped.
+        let wide = Params {
+            pow_limit: Target::MAX,
+            ..Params::main()
+        };
+        assert_eq!(
+            next_bits(&wide, 0x2100_ffff, 0, u32::MAX),
+            Ok(Target::MAX.to_compact())
+        );
+        assert_eq!(
+            next_bits(&p, 0x0492_3456, 0, 1),
+            Err(CompactError::Negative(0x0492_3456))
+        );
+    }
+
     fn arb_u256() -> impl Strategy<Value = U256> {
         (any::<[u64; 4]>(), 0u32..=256).prop_map(|(l, shift)| U256::from_limbs(l).shr_bits(shift))
     }
