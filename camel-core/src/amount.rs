@@ -26,7 +26,11 @@ mod encapsulate {
 
         /// The only way in: rejects values above the money supply.
         pub const fn from_base(units: u64) -> Option<Self> {
-            if units <= MAX_MONEY { Some(Self(units)) } else { None }
+            if units <= MAX_MONEY {
+                Some(Self(units))
+            } else {
+                None
+            }
         }
 
         pub const fn to_base(self) -> u64 {
@@ -69,11 +73,15 @@ impl Amount {
     }
 
     pub fn checked_add(self, rhs: Self) -> Option<Self> {
-        self.to_base().checked_add(rhs.to_base()).and_then(Self::from_base)
+        self.to_base()
+            .checked_add(rhs.to_base())
+            .and_then(Self::from_base)
     }
 
     pub fn checked_sub(self, rhs: Self) -> Option<Self> {
-        self.to_base().checked_sub(rhs.to_base()).and_then(Self::from_base)
+        self.to_base()
+            .checked_sub(rhs.to_base())
+            .and_then(Self::from_base)
     }
 
     pub fn checked_mul(self, rhs: u64) -> Option<Self> {
@@ -119,10 +127,16 @@ impl FromStr for Amount {
         if frac.len() > 8 {
             return Err(AmountError::TooPrecise);
         }
-        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::TooLarge)? };
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| AmountError::TooLarge)?
+        };
         let mut frac_units: u64 = 0;
         for b in frac.bytes().chain(core::iter::repeat(b'0')).take(8) {
-            frac_units = frac_units.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+            frac_units = frac_units
+                .saturating_mul(10)
+                .saturating_add(u64::from(b.wrapping_sub(b'0')));
         }
         whole
             .checked_mul(COIN)
@@ -159,7 +173,10 @@ mod tests {
         assert_eq!(Amount::from_base(MAX_MONEY), Some(Amount::MAX));
         assert_eq!(Amount::from_base(MAX_MONEY + 1), None);
         assert_eq!(Amount::MAX.checked_add(Amount::from_base(1).unwrap()), None);
-        assert_eq!(Amount::ZERO.checked_sub(Amount::from_base(1).unwrap()), None);
+        assert_eq!(
+            Amount::ZERO.checked_sub(Amount::from_base(1).unwrap()),
+            None
+        );
         assert_eq!(Amount::from_coins(50).unwrap().to_base(), 5_000_000_000);
         assert!(decode_from_slice::<Amount>(&(MAX_MONEY + 1).to_le_bytes()).is_err());
     }
@@ -170,12 +187,30 @@ mod tests {
         assert_eq!("0.00000001".parse::<Amount>().unwrap().to_base(), 1);
         assert_eq!(".5".parse::<Amount>().unwrap().to_base(), 50_000_000);
         assert_eq!("7".parse::<Amount>().unwrap().to_string(), "7.00000000");
-        assert_eq!("0.000000001".parse::<Amount>(), Err(AmountError::TooPrecise));
-        assert_eq!("100000000.00000001".parse::<Amount>(), Err(AmountError::TooLarge));
-        assert_eq!("99999999999999999999".parse::<Amount>(), Err(AmountError::TooLarge));
-        assert!(matches!("1,5".parse::<Amount>(), Err(AmountError::Malformed(_))));
-        assert!(matches!("-1".parse::<Amount>(), Err(AmountError::Malformed(_))));
-        assert!(matches!(".".parse::<Amount>(), Err(AmountError::Malformed(_))));
+        assert_eq!(
+            "0.000000001".parse::<Amount>(),
+            Err(AmountError::TooPrecise)
+        );
+        assert_eq!(
+            "100000000.00000001".parse::<Amount>(),
+            Err(AmountError::TooLarge)
+        );
+        assert_eq!(
+            "99999999999999999999".parse::<Amount>(),
+            Err(AmountError::TooLarge)
+        );
+        assert!(matches!(
+            "1,5".parse::<Amount>(),
+            Err(AmountError::Malformed(_))
+        ));
+        assert!(matches!(
+            "-1".parse::<Amount>(),
+            Err(AmountError::Malformed(_))
+        ));
+        assert!(matches!(
+            ".".parse::<Amount>(),
+            Err(AmountError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -18,7 +18,11 @@ pub enum DecodeError {
     /// A CompactSize used more bytes than needed for its value.
     NonCanonicalCompactSize(u64),
     /// A length or count prefix exceeds the limit for that field.
-    TooLong { what: &'static str, len: u64, max: u64 },
+    TooLong {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     /// `decode_from_slice` found bytes after the value.
     TrailingBytes(usize),
     /// A field holds a value the protocol does not allow.
@@ -29,10 +33,15 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnexpectedEnd { needed, remaining } => {
-                write!(f, "unexpected end of data: needed {needed} bytes, {remaining} left")
+                write!(
+                    f,
+                    "unexpected end of data: needed {needed} bytes, {remaining} left"
+                )
             }
             Self::NonCanonicalCompactSize(v) => write!(f, "non-canonical compact size for {v}"),
-            Self::TooLong { what, len, max } => write!(f, "{what} length {len} exceeds limit {max}"),
+            Self::TooLong { what, len, max } => {
+                write!(f, "{what} length {len} exceeds limit {max}")
+            }
             Self::TrailingBytes(n) => write!(f, "{n} trailing bytes after value"),
             Self::Invalid(what) => write!(f, "invalid {what}"),
         }
@@ -60,7 +69,10 @@ impl<'a> Reader<'a> {
     /// Consumes exactly `n` bytes.
     pub fn read_bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.buf.len() {
-            return Err(DecodeError::UnexpectedEnd { needed: n, remaining: self.buf.len() });
+            return Err(DecodeError::UnexpectedEnd {
+                needed: n,
+                remaining: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -115,26 +127,45 @@ impl<'a> Reader<'a> {
     ) -> Result<usize, DecodeError> {
         let len = self.read_compact_size()?;
         if len > max as u64 {
-            return Err(DecodeError::TooLong { what, len, max: max as u64 });
+            return Err(DecodeError::TooLong {
+                what,
+                len,
+                max: max as u64,
+            });
         }
         let len = len as usize; // fits: len <= max, a usize
         let needed = len.saturating_mul(min_elem_size);
         if needed > self.remaining() {
-            return Err(DecodeError::UnexpectedEnd { needed, remaining: self.remaining() });
+            return Err(DecodeError::UnexpectedEnd {
+                needed,
+                remaining: self.remaining(),
+            });
         }
         Ok(len)
     }
 
     /// Reads CompactSize-prefixed bytes of at most `max` bytes.
-    pub fn read_var_bytes(&mut self, what: &'static str, max: usize) -> Result<Vec<u8>, DecodeError> {
+    pub fn read_var_bytes(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<u8>, DecodeError> {
         let len = self.read_length(what, max, 1)?;
         Ok(self.read_bytes(len)?.to_vec())
     }
 
     /// Reads a CompactSize-prefixed sequence of at most `max` items.
-    pub fn read_vec<T: Decodable>(&mut self, what: &'static str, max: usize) -> Result<Vec<T>, DecodeError> {
+    pub fn read_vec<T: Decodable>(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<T>, DecodeError> {
         let len = self.read_length(what, max, T::MIN_ENCODED_SIZE.max(1))?;
-        let cap = len.min(MAX_PREALLOC_BYTES / core::mem::size_of::<T>().max(1));
+        let cap = len.min(
+            MAX_PREALLOC_BYTES
+                .checked_div(core::mem::size_of::<T>())
+                .unwrap_or(MAX_PREALLOC_BYTES),
+        );
         let mut out = Vec::with_capacity(cap);
         for _ in 0..len {
             out.push(T::decode(self)?);
@@ -270,7 +301,16 @@ mod tests {
 
     #[test]
     fn compact_size_boundaries() {
-        for (n, len) in [(0u64, 1), (0xfc, 1), (0xfd, 3), (0xffff, 3), (0x1_0000, 5), (0xffff_ffff, 5), (0x1_0000_0000, 9), (u64::MAX, 9)] {
+        for (n, len) in [
+            (0u64, 1),
+            (0xfc, 1),
+            (0xfd, 3),
+            (0xffff, 3),
+            (0x1_0000, 5),
+            (0xffff_ffff, 5),
+            (0x1_0000_0000, 9),
+            (u64::MAX, 9),
+        ] {
             let mut v = Vec::new();
             write_compact_size(&mut v, n);
             assert_eq!(v.len(), len, "{n}");
@@ -281,27 +321,63 @@ mod tests {
 
     #[test]
     fn non_canonical_compact_size_rejected() {
-        for bytes in [&[0xfd, 0xfc, 0x00][..], &[0xfe, 0xff, 0xff, 0, 0], &[0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]] {
-            assert!(matches!(Reader::new(bytes).read_compact_size(), Err(DecodeError::NonCanonicalCompactSize(_))));
+        for bytes in [
+            &[0xfd, 0xfc, 0x00][..],
+            &[0xfe, 0xff, 0xff, 0, 0],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+        ] {
+            assert!(matches!(
+                Reader::new(bytes).read_compact_size(),
+                Err(DecodeError::NonCanonicalCompactSize(_))
+            ));
         }
     }
 
     #[test]
     fn truncated_inputs_error() {
-        assert!(matches!(Reader::new(&[0xfd, 0x01]).read_compact_size(), Err(DecodeError::UnexpectedEnd { .. })));
-        assert!(matches!(decode_from_slice::<u32>(&[1, 2, 3]), Err(DecodeError::UnexpectedEnd { needed: 4, remaining: 3 })));
-        assert_eq!(decode_from_slice::<u32>(&[1, 0, 0, 0, 9]), Err(DecodeError::TrailingBytes(1)));
+        assert!(matches!(
+            Reader::new(&[0xfd, 0x01]).read_compact_size(),
+            Err(DecodeError::UnexpectedEnd { .. })
+        ));
+        assert!(matches!(
+            decode_from_slice::<u32>(&[1, 2, 3]),
+            Err(DecodeError::UnexpectedEnd {
+                needed: 4,
+                remaining: 3
+            })
+        ));
+        assert_eq!(
+            decode_from_slice::<u32>(&[1, 0, 0, 0, 9]),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]
     fn huge_length_prefix_does_not_allocate() {
         // Claims 2^64-1 items but carries 3 bytes: rejected before any allocation.
-        let bytes = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3];
-        assert!(matches!(Reader::new(&bytes).read_vec::<u32>("items", usize::MAX), Err(DecodeError::UnexpectedEnd { .. })));
-        assert!(matches!(Reader::new(&bytes).read_var_bytes("bytes", 10), Err(DecodeError::TooLong { max: 10, .. })));
+        let bytes = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3,
+        ];
+        assert!(matches!(
+            Reader::new(&bytes).read_vec::<u32>("items", usize::MAX),
+            Err(DecodeError::UnexpectedEnd { .. })
+        ));
+        assert!(matches!(
+            Reader::new(&bytes).read_var_bytes("bytes", 10),
+            Err(DecodeError::TooLong { max: 10, .. })
+        ));
         // Within the limit but more than the input holds.
-        assert!(matches!(Reader::new(&[0x05, 1, 2]).read_var_bytes("bytes", 10), Err(DecodeError::UnexpectedEnd { needed: 5, remaining: 2 })));
-        assert!(matches!(Reader::new(&[0x02, 1, 2, 3, 4, 5, 6, 7]).read_vec::<u32>("items", 10), Err(DecodeError::UnexpectedEnd { .. })));
+        assert!(matches!(
+            Reader::new(&[0x05, 1, 2]).read_var_bytes("bytes", 10),
+            Err(DecodeError::UnexpectedEnd {
+                needed: 5,
+                remaining: 2
+            })
+        ));
+        assert!(matches!(
+            Reader::new(&[0x02, 1, 2, 3, 4, 5, 6, 7]).read_vec::<u32>("items", 10),
+            Err(DecodeError::UnexpectedEnd { .. })
+        ));
     }
 
     proptest! {

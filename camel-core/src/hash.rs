@@ -29,11 +29,10 @@ pub fn hash160(data: &[u8]) -> [u8; 20] {
 
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    use core::fmt::Write;
     let mut s = String::with_capacity(bytes.len().saturating_mul(2));
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        let _ = write!(s, "{b:02x}"); // writing to a String cannot fail
     }
     s
 }
@@ -62,26 +61,30 @@ impl std::error::Error for HexError {}
 
 /// Parses hex (either case) into bytes.
 pub fn from_hex(s: &str) -> Result<Vec<u8>, HexError> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(HexError::OddLength(s.len()));
     }
     let digit = |c: u8| -> Result<u8, HexError> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(HexError::BadDigit(char::from(c))),
-        }
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+            .ok_or(HexError::BadDigit(char::from(c)))
     };
-    s.as_bytes().chunks_exact(2).map(|p| Ok((digit(p[0])? << 4) | digit(p[1])?)).collect()
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Ok((digit(*hi)? << 4) | digit(*lo)?),
+            _ => Err(HexError::OddLength(s.len())),
+        })
+        .collect()
 }
 
 fn parse_hex32(s: &str, reversed: bool) -> Result<[u8; 32], HexError> {
     let v = from_hex(s)?;
-    let mut out: [u8; 32] = v
-        .as_slice()
-        .try_into()
-        .map_err(|_| HexError::WrongLength { expected: 32, got: v.len() })?;
+    let mut out: [u8; 32] = v.as_slice().try_into().map_err(|_| HexError::WrongLength {
+        expected: 32,
+        got: v.len(),
+    })?;
     if reversed {
         out.reverse();
     }
@@ -213,12 +216,25 @@ mod tests {
 
     #[test]
     fn known_digests() {
-        assert_eq!(to_hex(&sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        assert_eq!(to_hex(&sha256d(b"")), "5df6e0e2761359d30a8275058e299fcc0381534545f55cf43e41983f5d4c9456");
-        assert_eq!(to_hex(&sha256d(b"hello")), "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50");
+        assert_eq!(
+            to_hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            to_hex(&sha256d(b"")),
+            "5df6e0e2761359d30a8275058e299fcc0381534545f55cf43e41983f5d4c9456"
+        );
+        assert_eq!(
+            to_hex(&sha256d(b"hello")),
+            "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50"
+        );
         // HASH160 of the compressed public key of private key 1 (published Bitcoin vector).
-        let pk = from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap();
-        assert_eq!(to_hex(&hash160(&pk)), "751e76e8199196d454941c45d1b3a323f1433bd6");
+        let pk =
+            from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap();
+        assert_eq!(
+            to_hex(&hash160(&pk)),
+            "751e76e8199196d454941c45d1b3a323f1433bd6"
+        );
     }
 
     #[test]
@@ -229,7 +245,9 @@ mod tests {
         assert!(JobId::from_byte_array(b).to_string().starts_with("ab"));
         let t: Txid = Txid::from_byte_array(b).to_string().parse().unwrap();
         assert_eq!(t.to_byte_array(), b);
-        let m: ModelId = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53".parse().unwrap();
+        let m: ModelId = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+            .parse()
+            .unwrap();
         assert_eq!(m.as_bytes()[0], 0xb1);
     }
 
@@ -237,7 +255,13 @@ mod tests {
     fn hex_errors() {
         assert_eq!(from_hex("abc"), Err(HexError::OddLength(3)));
         assert_eq!(from_hex("zz"), Err(HexError::BadDigit('z')));
-        assert_eq!("00".parse::<Txid>(), Err(HexError::WrongLength { expected: 32, got: 1 }));
+        assert_eq!(
+            "00".parse::<Txid>(),
+            Err(HexError::WrongLength {
+                expected: 32,
+                got: 1
+            })
+        );
         assert_eq!(from_hex("DEADbeef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
     }
 }

@@ -6,7 +6,10 @@
 //! The txid is SHA-256d of that encoding.
 
 use crate::amount::Amount;
-use crate::encode::{Decodable, DecodeError, Encodable, Reader, compact_size_len, encode_to_vec, write_var_bytes, write_vec};
+use crate::encode::{
+    Decodable, DecodeError, Encodable, Reader, compact_size_len, encode_to_vec, write_var_bytes,
+    write_vec,
+};
 use crate::hash::{JobId, Txid};
 use crate::script::{MAX_SCRIPT_PUBKEY_SIZE, MAX_SCRIPT_SIG_SIZE, Script};
 
@@ -34,7 +37,10 @@ impl OutPoint {
         Self { txid, vout }
     }
     /// The previous output a coinbase input names.
-    pub const NULL: Self = Self { txid: Txid::ZERO, vout: COINBASE_VOUT };
+    pub const NULL: Self = Self {
+        txid: Txid::ZERO,
+        vout: COINBASE_VOUT,
+    };
     pub fn is_null(&self) -> bool {
         *self == Self::NULL
     }
@@ -97,7 +103,10 @@ impl Encodable for OutPoint {
 impl Decodable for OutPoint {
     const MIN_ENCODED_SIZE: usize = 36;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { txid: Txid::decode(r)?, vout: r.read_u32()? })
+        Ok(Self {
+            txid: Txid::decode(r)?,
+            vout: r.read_u32()?,
+        })
     }
 }
 
@@ -109,7 +118,10 @@ impl Encodable for TxIn {
     }
     fn encoded_len(&self) -> usize {
         let n = self.script_sig.len();
-        36usize.saturating_add(compact_size_len(n as u64)).saturating_add(n).saturating_add(4)
+        36usize
+            .saturating_add(compact_size_len(n as u64))
+            .saturating_add(n)
+            .saturating_add(4)
     }
 }
 
@@ -131,7 +143,9 @@ impl Encodable for TxOut {
     }
     fn encoded_len(&self) -> usize {
         let n = self.script_pubkey.len();
-        8usize.saturating_add(compact_size_len(n as u64)).saturating_add(n)
+        8usize
+            .saturating_add(compact_size_len(n as u64))
+            .saturating_add(n)
     }
 }
 
@@ -154,8 +168,16 @@ impl Encodable for Transaction {
         self.job_id.encode(out);
     }
     fn encoded_len(&self) -> usize {
-        let ins: usize = self.inputs.iter().map(Encodable::encoded_len).fold(0, usize::saturating_add);
-        let outs: usize = self.outputs.iter().map(Encodable::encoded_len).fold(0, usize::saturating_add);
+        let ins: usize = self
+            .inputs
+            .iter()
+            .map(Encodable::encoded_len)
+            .fold(0, usize::saturating_add);
+        let outs: usize = self
+            .outputs
+            .iter()
+            .map(Encodable::encoded_len)
+            .fold(0, usize::saturating_add);
         4usize
             .saturating_add(compact_size_len(self.inputs.len() as u64))
             .saturating_add(ins)
@@ -177,9 +199,19 @@ impl Decodable for Transaction {
         let job_id = JobId::decode(r)?;
         let size = start.saturating_sub(r.remaining());
         if size > MAX_TX_SIZE {
-            return Err(DecodeError::TooLong { what: "transaction", len: size as u64, max: MAX_TX_SIZE as u64 });
+            return Err(DecodeError::TooLong {
+                what: "transaction",
+                len: size as u64,
+                max: MAX_TX_SIZE as u64,
+            });
         }
-        Ok(Self { version, inputs, outputs, lock_time, job_id })
+        Ok(Self {
+            version,
+            inputs,
+            outputs,
+            lock_time,
+            job_id,
+        })
     }
 }
 
@@ -194,13 +226,21 @@ pub(crate) mod tests {
     }
 
     pub fn arb_tx() -> impl Strategy<Value = Transaction> {
-        let txin = (any::<[u8; 32]>(), any::<u32>(), arb_script(120), any::<u32>()).prop_map(|(t, v, s, q)| TxIn {
-            prev_out: OutPoint::new(Txid::from_byte_array(t), v),
-            script_sig: s,
-            sequence: q,
+        let txin = (
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            arb_script(120),
+            any::<u32>(),
+        )
+            .prop_map(|(t, v, s, q)| TxIn {
+                prev_out: OutPoint::new(Txid::from_byte_array(t), v),
+                script_sig: s,
+                sequence: q,
+            });
+        let txout = (0..=crate::amount::MAX_MONEY, arb_script(60)).prop_map(|(v, s)| TxOut {
+            value: Amount::from_base(v).unwrap_or(Amount::ZERO),
+            script_pubkey: s,
         });
-        let txout = (0..=crate::amount::MAX_MONEY, arb_script(60))
-            .prop_map(|(v, s)| TxOut { value: Amount::from_base(v).unwrap_or(Amount::ZERO), script_pubkey: s });
         (
             any::<i32>(),
             proptest::collection::vec(txin, 0..4),
@@ -242,10 +282,19 @@ pub(crate) mod tests {
 
     #[test]
     fn trailing_bytes_rejected() {
-        let tx = Transaction { version: 1, inputs: vec![], outputs: vec![], lock_time: 0, job_id: JobId::ZERO };
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs: vec![],
+            lock_time: 0,
+            job_id: JobId::ZERO,
+        };
         let mut bytes = encode_to_vec(&tx);
         bytes.push(0);
-        assert_eq!(decode_from_slice::<Transaction>(&bytes), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode_from_slice::<Transaction>(&bytes),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -253,19 +302,41 @@ pub(crate) mod tests {
         let tx = Transaction {
             version: 1,
             inputs: vec![],
-            outputs: vec![TxOut { value: Amount::ZERO, script_pubkey: Script::new(vec![0; MAX_SCRIPT_PUBKEY_SIZE + 1]) }],
+            outputs: vec![TxOut {
+                value: Amount::ZERO,
+                script_pubkey: Script::new(vec![0; MAX_SCRIPT_PUBKEY_SIZE + 1]),
+            }],
             lock_time: 0,
             job_id: JobId::ZERO,
         };
         let err = decode_from_slice::<Transaction>(&encode_to_vec(&tx)).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLong { what: "script_pubkey", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::TooLong {
+                    what: "script_pubkey",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn coinbase_detection() {
-        let mut tx = Transaction { version: 1, inputs: vec![], outputs: vec![], lock_time: 0, job_id: JobId::ZERO };
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs: vec![],
+            lock_time: 0,
+            job_id: JobId::ZERO,
+        };
         assert!(!tx.is_coinbase());
-        tx.inputs.push(TxIn { prev_out: OutPoint::NULL, script_sig: Script::default(), sequence: 0 });
+        tx.inputs.push(TxIn {
+            prev_out: OutPoint::NULL,
+            script_sig: Script::default(),
+            sequence: 0,
+        });
         assert!(tx.is_coinbase());
         tx.inputs.push(tx.inputs[0].clone());
         assert!(!tx.is_coinbase());

@@ -11,5 +11,7 @@ struct Cli {}
 
 fn main() -> anyhow::Result<()> {
     let _cli = Cli::parse();
-    anyhow::bail!("the worker daemon is not available yet; see README.md for the status of each part")
+    anyhow::bail!(
+        "the worker daemon is not available yet; see README.md for the status of each part"
+    )
 }

@@ -10,5 +10,7 @@ struct Cli {}
 
 fn main() -> anyhow::Result<()> {
     let _cli = Cli::parse();
-    anyhow::bail!("the local testnet is not available yet; see README.md for the status of each part")
+    anyhow::bail!(
+        "the local testnet is not available yet; see README.md for the status of each part"
+    )
 }
