@@ -455,6 +455,11 @@ impl Builder {
         Ok(())
     }
 
+    /// Appends a push of a compressed public key (33 bytes).
+    pub fn push_key(self, key: &crate::keys::PublicKey) -> Self {
+        self.push_array(&key.to_bytes())
+    }
+
     /// The script built so far.
     pub fn as_script_bytes(&self) -> &[u8] {
         &self.0
