@@ -4,7 +4,7 @@
 //! |---|---|
 //! | P2PKH | `OP_DUP OP_HASH160 <pkh:20> OP_EQUALVERIFY OP_CHECKSIG` |
 //! | escrow | `OP_IF <J:32> OP_CHECKJOBVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ELSE <refund_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
-//! | payment | `OP_IF OP_SHA256 <key_hash:32> OP_EQUALVERIFY <worker:33> OP_CHECKSIG OP_ELSE <timeout_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
+//! | payment | `OP_IF <J:32> OP_CHECKJOBVERIFY OP_DROP OP_SHA256 <key_hash:32> OP_EQUALVERIFY <worker:33> OP_CHECKSIG OP_ELSE <timeout_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
 //! | stake | `OP_IF <J:32> <worker:33> OP_CHECKFRAUDPROOFVERIFY <client:33> OP_CHECKSIG OP_ELSE <window_end_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <worker:33> OP_CHECKSIG OP_ENDIF` |
 //! | data carrier | `OP_RETURN <data: 0..=80 bytes>` |
 //!
@@ -63,10 +63,12 @@ pub struct Escrow {
     pub refund_height: u32,
 }
 
-/// The payment HTLC: the worker claims it by revealing the delivery key whose SHA-256 is
-/// `key_hash`; the client takes it back from `timeout_height` on.
+/// The payment HTLC for job `job_id`: the worker claims it, in a transaction whose job id is
+/// `job_id`, by revealing the delivery key whose SHA-256 is `key_hash`; the client takes it
+/// back from `timeout_height` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payment {
+    pub job_id: JobId,
     pub key_hash: [u8; 32],
     pub worker: PublicKey,
     pub client: PublicKey,
@@ -183,6 +185,9 @@ impl Payment {
     pub fn script_pubkey(&self) -> Script {
         Builder::new()
             .push_opcode(OP_IF)
+            .push_array(self.job_id.as_bytes())
+            .push_opcode(OP_CHECKJOBVERIFY)
+            .push_opcode(OP_DROP)
             .push_opcode(OP_SHA256)
             .push_array(&self.key_hash)
             .push_opcode(OP_EQUALVERIFY)
@@ -203,7 +208,8 @@ impl Payment {
         sha256(delivery_key)
     }
 
-    /// `<worker_sig> <delivery_key> OP_1`: the worker's claim, revealing the key.
+    /// `<worker_sig> <delivery_key> OP_1`: the worker's claim, revealing the key (its
+    /// transaction's job id must be `job_id`).
     pub fn claim_script_sig(
         worker_sig: &[u8],
         delivery_key: &[u8; 32],
@@ -317,6 +323,9 @@ pub fn classify(script: &Script) -> Option<Template> {
         }),
         [
             Instruction::Op(OP_IF),
+            Instruction::Push(job),
+            Instruction::Op(OP_CHECKJOBVERIFY),
+            Instruction::Op(OP_DROP),
             Instruction::Op(OP_SHA256),
             Instruction::Push(key_hash),
             Instruction::Op(OP_EQUALVERIFY),
@@ -330,6 +339,7 @@ pub fn classify(script: &Script) -> Option<Template> {
             Instruction::Op(OP_CHECKSIG),
             Instruction::Op(OP_ENDIF),
         ] => Template::Payment(Payment {
+            job_id: job_id(job)?,
             key_hash: (*key_hash).try_into().ok()?,
             worker: PublicKey::from_slice(worker).ok()?,
             client: PublicKey::from_slice(client).ok()?,
@@ -427,6 +437,7 @@ mod tests {
                 refund_height: h,
             }));
             v.push(Template::Payment(Payment {
+                job_id: j,
                 key_hash: [0x11; 32],
                 worker: w,
                 client: c,
@@ -477,13 +488,17 @@ mod tests {
         );
         assert_eq!(
             hex(Payment {
+                job_id: j,
                 key_hash: [0x11; 32],
                 worker: w,
                 client: c,
                 timeout_height: 5
             }
             .script_pubkey()),
-            format!("63a820{}8821{wh}ac6755b17521{ch}ac68", "11".repeat(32))
+            format!(
+                "6320{jh}b375a820{}8821{wh}ac6755b17521{ch}ac68",
+                "11".repeat(32)
+            )
         );
         assert_eq!(
             hex(Stake {
@@ -523,6 +538,7 @@ mod tests {
         .script_pubkey()
         .into_bytes();
         let payment = Payment {
+            job_id: j,
             key_hash: [0x11; 32],
             worker: w,
             client: c,
@@ -542,7 +558,16 @@ mod tests {
                 starts.push(it.offset());
             }
             starts.pop();
-            assert_eq!(starts.len(), if base.len() == 25 { 5 } else { 13 });
+            assert_eq!(
+                starts.len(),
+                if base.len() == 25 {
+                    5
+                } else if *base == payment {
+                    16
+                } else {
+                    13
+                }
+            );
             for &i in &starts {
                 for flip in [0x01, 0x80, 0xff] {
                     let mut m = base.clone();

@@ -231,6 +231,7 @@ fn payment_claim_reveals_the_delivery_key() {
     let (c, w) = (client(), worker());
     let delivery_key = [0x5e; 32];
     let payment = Payment {
+        job_id: J,
         key_hash: Payment::key_hash_of(&delivery_key),
         worker: w.public_key(),
         client: c.public_key(),
@@ -255,6 +256,11 @@ fn payment_claim_reveals_the_delivery_key() {
     assert_eq!(
         check(&claim(spending(0, J), &c, delivery_key), &spent),
         Err(ScriptError::NullFail)
+    );
+    // The claim must carry the job id (so the job rules can see it is a claim for J).
+    assert_eq!(
+        check(&claim(spending(0, JobId::ZERO), &w, delivery_key), &spent),
+        Err(ScriptError::JobMismatch)
     );
 
     let refund = |tx: Transaction, k: &PrivateKey| {
@@ -508,6 +514,7 @@ fn job_protocol_chain() {
     // delivery key's hash from the worker's commitment.
     let delivery_key = [0x77; 32];
     let payment = Payment {
+        job_id: J,
         key_hash: Payment::key_hash_of(&delivery_key),
         worker: wp,
         client: cp,
@@ -713,6 +720,7 @@ fn template_vectors() {
                 refund_height: param("refund_height").parse().unwrap(),
             }),
             "payment" => Template::Payment(Payment {
+                job_id: param("job").parse().unwrap(),
                 key_hash: Payment::key_hash_of(
                     &from_hex(param("key")).unwrap().try_into().unwrap(),
                 ),
