@@ -656,6 +656,40 @@ mod tests {
             .into_bytes()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn classify_never_panics_and_only_accepts_its_own_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let s = Script::new(bytes);
+            if let Some(t) = classify(&s) {
+                proptest::prop_assert_eq!(t.script_pubkey().unwrap(), s);
+            }
+        }
+
+        #[test]
+        fn templates_roundtrip_for_any_parameters(
+            job in proptest::prelude::any::<[u8; 32]>(),
+            hash in proptest::prelude::any::<[u8; 32]>(),
+            height in proptest::prelude::any::<u32>(),
+            c in 1u8..=254,
+            w in 1u8..=254,
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=MAX_DATA_CARRIER_SIZE),
+        ) {
+            let (job_id, client, worker) = (JobId::from_byte_array(job), key(c), key(w));
+            for t in [
+                Template::P2pkh { pubkey_hash: hash[..20].try_into().unwrap() },
+                Template::Escrow(Escrow { job_id, client, refund_height: height }),
+                Template::Payment(Payment { job_id, key_hash: hash, worker, client, timeout_height: height }),
+                Template::Stake(Stake { job_id, worker, client, window_end_height: height }),
+                Template::DataCarrier(data.clone()),
+            ] {
+                let s = t.script_pubkey().unwrap();
+                proptest::prop_assert_eq!(classify(&s), Some(t));
+            }
+        }
+    }
+
     #[test]
     fn spending_script_sig_layouts() {
         let sig = [0x30, 0x06, 1, 2, 3, 4, 5, 6, SIGHASH_ALL];

@@ -754,3 +754,37 @@ fn template_vectors() {
         "031b84c5567b126440995d3ed5aaba0565d71e1834604819ff9c17f5e9d5dd078f"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// For any height, every timelocked branch opens exactly at its height.
+    #[test]
+    fn timelocked_branches_open_exactly_at_their_height(height in 1u32.., job in proptest::prelude::any::<[u8; 32]>()) {
+        let (c, w) = (client(), worker());
+        let job_id = JobId::from_byte_array(job);
+        let cases: [(TxOut, &PrivateKey, fn(&[u8]) -> Script); 3] = [
+            (
+                out(Escrow { job_id, client: c.public_key(), refund_height: height }.script_pubkey(), coins(1)),
+                &c,
+                |s| Escrow::refund_script_sig(s).unwrap(),
+            ),
+            (
+                out(Payment { job_id, key_hash: [3; 32], worker: w.public_key(), client: c.public_key(), timeout_height: height }.script_pubkey(), coins(1)),
+                &c,
+                |s| Payment::refund_script_sig(s).unwrap(),
+            ),
+            (
+                out(Stake { job_id, worker: w.public_key(), client: c.public_key(), window_end_height: height }.script_pubkey(), coins(1)),
+                &w,
+                |s| Stake::reclaim_script_sig(s).unwrap(),
+            ),
+        ];
+        for (spent, k, make) in &cases {
+            let early = signed(spending(height - 1, JobId::ZERO), spent, k, make);
+            proptest::prop_assert_eq!(check(&early, spent), Err(ScriptError::UnsatisfiedLocktime));
+            let on_time = signed(spending(height, JobId::ZERO), spent, k, make);
+            proptest::prop_assert_eq!(check(&on_time, spent), Ok(()));
+        }
+    }
+}
