@@ -755,6 +755,9 @@ fn template_vectors() {
     );
 }
 
+/// Builds a scriptSig around a signature.
+type MakeSig = fn(&[u8]) -> Script;
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
@@ -763,7 +766,7 @@ proptest::proptest! {
     fn timelocked_branches_open_exactly_at_their_height(height in 1u32.., job in proptest::prelude::any::<[u8; 32]>()) {
         let (c, w) = (client(), worker());
         let job_id = JobId::from_byte_array(job);
-        let cases: [(TxOut, &PrivateKey, fn(&[u8]) -> Script); 3] = [
+        let cases: [(TxOut, &PrivateKey, MakeSig); 3] = [
             (
                 out(Escrow { job_id, client: c.public_key(), refund_height: height }.script_pubkey(), coins(1)),
                 &c,
