@@ -288,6 +288,56 @@ pub fn input_signature(
     Ok(sig)
 }
 
+/// Which branch of a standard template an input takes, read from its scriptSig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpendPath {
+    P2pkh,
+    /// The client's payment out of an escrow.
+    EscrowPay,
+    EscrowRefund,
+    /// The worker's claim of a payment, revealing the delivery key.
+    PaymentClaim {
+        delivery_key: [u8; 32],
+    },
+    PaymentRefund,
+    /// The client's slash of a stake with fraud-proof evidence.
+    StakeSlash {
+        evidence: Vec<u8>,
+    },
+    StakeReclaim,
+}
+
+/// The branch `script_sig` takes through an output of `template`, `None` if it does not have the
+/// shape of one of that template's spending scriptSigs (data carriers have none).
+///
+/// Exact for inputs that passed verification: the clean-stack, minimal-push and MINIMALIF rules
+/// leave a valid spend no other shape. The job rules and the job pool use it to see payments,
+/// claims, slashes and refunds.
+pub fn spend_path(template: &Template, script_sig: &Script) -> Option<SpendPath> {
+    let ins: Vec<Instruction<'_>> = script_sig.instructions().collect::<Result<_, _>>().ok()?;
+    let [first, rest @ ..] = ins.as_slice() else {
+        return None;
+    };
+    pushed_bytes(first)?;
+    let path = match (template, rest) {
+        (Template::P2pkh { .. }, [Instruction::Push(pk)]) if pk.len() == 33 => SpendPath::P2pkh,
+        (Template::Escrow(_), [Instruction::Op(OP_1)]) => SpendPath::EscrowPay,
+        (Template::Escrow(_), [Instruction::Push([])]) => SpendPath::EscrowRefund,
+        (Template::Payment(_), [Instruction::Push(key), Instruction::Op(OP_1)]) => {
+            SpendPath::PaymentClaim {
+                delivery_key: (*key).try_into().ok()?,
+            }
+        }
+        (Template::Payment(_), [Instruction::Push([])]) => SpendPath::PaymentRefund,
+        (Template::Stake(_), [evidence, Instruction::Op(OP_1)]) => SpendPath::StakeSlash {
+            evidence: pushed_bytes(evidence)?,
+        },
+        (Template::Stake(_), [Instruction::Push([])]) => SpendPath::StakeReclaim,
+        _ => return None,
+    };
+    Some(path)
+}
+
 /// Recognises a standard scriptPubKey in exactly the encoding the builders above produce.
 pub fn classify(script: &Script) -> Option<Template> {
     let ins: Vec<Instruction<'_>> = script.instructions().collect::<Result<_, _>>().ok()?;
@@ -687,6 +737,105 @@ mod tests {
                 let s = t.script_pubkey().unwrap();
                 proptest::prop_assert_eq!(classify(&s), Some(t));
             }
+        }
+    }
+
+    #[test]
+    fn spend_paths() {
+        let (c, w) = (key(1), key(2));
+        let j = JobId::from_byte_array([0xab; 32]);
+        let sig = [0x30, 0x06, 1, 2, 3, 4, 5, 6, SIGHASH_ALL];
+        let p2 = Template::P2pkh {
+            pubkey_hash: c.pubkey_hash(),
+        };
+        let escrow = Template::Escrow(Escrow {
+            job_id: j,
+            client: c,
+            refund_height: 9,
+        });
+        let payment = Template::Payment(Payment {
+            job_id: j,
+            key_hash: [0x11; 32],
+            worker: w,
+            client: c,
+            timeout_height: 9,
+        });
+        let stake = Template::Stake(Stake {
+            job_id: j,
+            worker: w,
+            client: c,
+            window_end_height: 9,
+        });
+        let data = Template::DataCarrier(vec![1]);
+        let refund = Escrow::refund_script_sig(&sig).unwrap();
+        let cases = [
+            (
+                &p2,
+                p2pkh_script_sig(&sig, &c).unwrap(),
+                Some(SpendPath::P2pkh),
+            ),
+            (
+                &escrow,
+                Escrow::pay_script_sig(&sig).unwrap(),
+                Some(SpendPath::EscrowPay),
+            ),
+            (&escrow, refund.clone(), Some(SpendPath::EscrowRefund)),
+            (
+                &payment,
+                Payment::claim_script_sig(&sig, &[9; 32]).unwrap(),
+                Some(SpendPath::PaymentClaim {
+                    delivery_key: [9; 32],
+                }),
+            ),
+            (
+                &payment,
+                Payment::refund_script_sig(&sig).unwrap(),
+                Some(SpendPath::PaymentRefund),
+            ),
+            (
+                &stake,
+                Stake::slash_script_sig(&sig, b"evidence").unwrap(),
+                Some(SpendPath::StakeSlash {
+                    evidence: b"evidence".to_vec(),
+                }),
+            ),
+            (
+                &stake,
+                Stake::slash_script_sig(&sig, &[5]).unwrap(),
+                Some(SpendPath::StakeSlash { evidence: vec![5] }),
+            ),
+            (
+                &stake,
+                Stake::reclaim_script_sig(&sig).unwrap(),
+                Some(SpendPath::StakeReclaim),
+            ),
+            (
+                &stake,
+                Stake::reclaim_script_sig(&[]).unwrap(),
+                Some(SpendPath::StakeReclaim),
+            ),
+            // Wrong shapes.
+            (&data, refund.clone(), None),
+            (&p2, refund.clone(), None),
+            (&escrow, Script::new(vec![OP_1]), None),
+            (&escrow, Script::new(vec![OP_DUP, OP_1]), None),
+            (&escrow, Script::new(vec![OP_0, 0x52]), None),
+            (
+                &payment,
+                // A claim without its branch selector.
+                Builder::new()
+                    .push_slice(&sig)
+                    .unwrap()
+                    .push_array(&[9; 32])
+                    .into_script(),
+                None,
+            ),
+            (&payment, Escrow::pay_script_sig(&sig).unwrap(), None),
+            (&stake, Script::new(vec![OP_0, 0x02, 0xab]), None),
+            (&stake, Script::default(), None),
+        ];
+        for (template, script_sig, want) in cases {
+            assert_eq!(spend_path(template, &script_sig), want, "{script_sig}");
         }
     }
 
