@@ -12,7 +12,8 @@ use camel_core::keys::{PrivateKey, PublicKey};
 use camel_core::script::Script;
 use camel_core::sighash::SighashCache;
 use camel_core::templates::{
-    Escrow, Payment, Stake, Template, classify, input_signature, p2pkh, p2pkh_script_sig,
+    Escrow, Payment, SpendPath, Stake, Template, classify, input_signature, p2pkh,
+    p2pkh_script_sig, spend_path,
 };
 use camel_core::transaction::{OutPoint, SEQUENCE_FINAL, Transaction, TxIn, TxOut};
 
@@ -532,6 +533,10 @@ fn job_protocol_chain() {
         Escrow::pay_script_sig(s).unwrap()
     });
     assert_eq!(verify_all(&pay_tx, &[&escrow_out], &NoFraudProofs), Ok(()));
+    assert_eq!(
+        spend_path(&Template::Escrow(escrow), &pay_tx.inputs[0].script_sig),
+        Some(SpendPath::EscrowPay)
+    );
 
     // The worker claims, revealing the key, into a stake-template output that stays open to
     // fraud proofs until the window ends.
@@ -553,6 +558,10 @@ fn job_protocol_chain() {
     assert_eq!(
         verify_all(&claim_tx, &[&payment_out], &NoFraudProofs),
         Ok(())
+    );
+    assert_eq!(
+        spend_path(&Template::Payment(payment), &claim_tx.inputs[0].script_sig),
+        Some(SpendPath::PaymentClaim { delivery_key })
     );
     assert_eq!(
         Payment::revealed_key(&claim_tx.inputs[0].script_sig),
@@ -610,6 +619,12 @@ fn job_protocol_chain() {
         verify_all(&dispute, &[&stake_out, &claimed_out], &oracle),
         Ok(())
     );
+    assert_eq!(
+        spend_path(&Template::Stake(claimed), &dispute.inputs[1].script_sig),
+        Some(SpendPath::StakeSlash {
+            evidence: evidence.clone()
+        })
+    );
     assert!(matches!(
         verify_all(&dispute, &[&stake_out, &claimed_out], &NoFraudProofs),
         Err(ScriptError::FraudProofInvalid(_))
@@ -630,6 +645,10 @@ fn job_protocol_chain() {
     assert_eq!(
         verify_all(&refund_tx, &[&escrow_out], &NoFraudProofs),
         Ok(())
+    );
+    assert_eq!(
+        spend_path(&Template::Escrow(escrow), &refund_tx.inputs[0].script_sig),
+        Some(SpendPath::EscrowRefund)
     );
 }
 
