@@ -568,20 +568,31 @@ const CASES: &[Case] = &[
         |fx| pay_block(fx, HEIGHT - 10, false),
     ),
     case(
-        "payment HTLC outside a payment",
-        "bad-job-payment-orphan",
+        "payment HTLC in a transaction of no job",
+        "bad-job-payment-mismatch",
         |fx| {
             fx.add_job(HEIGHT - 20, HEIGHT + 100);
             let s = fx.fund(&client(), coins(6));
             let tx = signed_tx(
                 &[s],
                 vec![out(coins(5), payment_script(HEIGHT + 200))],
-                job(),
+                JobId::ZERO,
                 0,
             );
             fx.block(vec![tx])
         },
     ),
+    case("payment HTLC funded outside the escrow", "ok", |fx| {
+        fx.add_job(HEIGHT - 20, HEIGHT + 100);
+        let s = fx.fund(&client(), coins(6));
+        let tx = signed_tx(
+            &[s],
+            vec![out(coins(5), payment_script(HEIGHT + 200))],
+            job(),
+            0,
+        );
+        fx.block(vec![tx])
+    }),
     case("escrow refunded at its refund height", "ok", |fx| {
         refund_block(fx, HEIGHT, HEIGHT)
     }),

@@ -107,6 +107,7 @@ pub fn stake_script_for(
 
 pub fn payment_script(timeout_height: u32) -> Script {
     Payment {
+        job_id: job(),
         key_hash: Payment::key_hash_of(&DELIVERY_KEY),
         worker: worker().public_key(),
         client: client().public_key(),
