@@ -16,9 +16,12 @@
 //!    (`bad-txns-inputs-missingorspent`, which also covers double spends and spends of outputs
 //!    created later in the block), coinbase maturity, value in ≥ value out, then the job rules
 //!    ([`jobs::check_job_rules`]) against the job records as the block's earlier transactions
-//!    left them; its spent outputs are removed and its outputs added to the block's overlay;
-//! 5. the fees add up within the money supply (`bad-txns-accumulated-fee-outofrange`);
-//! 6. the coinbase pays at most subsidy + fees (`bad-cb-amount`).
+//!    left them; its spent outputs are removed and its outputs added to the block's overlay,
+//!    and its fee is added to the block's (`bad-txns-accumulated-fee-outofrange` past the money
+//!    supply);
+//! 5. the coinbase pays at most subsidy + fees (`bad-cb-amount`).
+//!
+//! `docs/protocol-utxo.md` is the normative description.
 //!
 //! Scripts are not run inside `connect_block`: it returns one [`TxScriptChecks`] per
 //! non-coinbase transaction, which the node runs (in parallel if it likes) before committing
