@@ -328,7 +328,18 @@ pub fn check_tx_inputs_full(
     spend_height: u32,
     params: &Params,
 ) -> Result<CheckedInputs, TxError> {
-    let txid = tx.txid();
+    inputs_in_context(tx, tx.txid(), view, jobs, spend_height, params)
+}
+
+/// [`check_tx_inputs_full`] for a transaction whose txid the caller already computed.
+fn inputs_in_context(
+    tx: &Transaction,
+    txid: Txid,
+    view: &impl UtxoView,
+    jobs: &impl JobView,
+    spend_height: u32,
+    params: &Params,
+) -> Result<CheckedInputs, TxError> {
     if !validation::is_final(tx, spend_height) {
         return Err(TxError::NonFinal {
             txid,
@@ -374,7 +385,7 @@ pub fn check_tx_inputs_full(
         value_in,
         value_out,
     })?;
-    let job_changes = jobs::check_job_rules(tx, &spent, jobs, spend_height, params)
+    let job_changes = jobs::check_job_rules_of(tx, txid, &spent, jobs, spend_height, params)
         .map_err(|error| TxError::Job { txid, error })?;
     Ok(CheckedInputs {
         spent,
@@ -600,14 +611,14 @@ fn validate_transaction<'a, V: UtxoView + ?Sized, J: JobView + ?Sized>(
     };
     if tx.is_coinbase() {
         // The coinbase spends nothing; its outputs still obey the job templates' rule 1.
-        let changes = jobs::check_job_rules(tx, &[], &state.jobs, height, params)
+        let changes = jobs::check_job_rules_of(tx, txid, &[], &state.jobs, height, params)
             .map_err(|error| fail(TxError::Job { txid, error }))?;
         state.record_jobs(&changes);
         state.create(tx, txid, height);
         return Ok(None);
     }
     let checked =
-        check_tx_inputs_full(tx, &state.utxos, &state.jobs, height, params).map_err(fail)?;
+        inputs_in_context(tx, txid, &state.utxos, &state.jobs, height, params).map_err(fail)?;
     state.fees = state
         .fees
         .checked_add(checked.fee)

@@ -434,7 +434,18 @@ pub fn check_job_rules(
     height: u32,
     params: &Params,
 ) -> Result<Vec<JobChange>, JobError> {
-    let txid: Txid = tx.txid();
+    check_job_rules_of(tx, tx.txid(), spent, jobs, height, params)
+}
+
+/// [`check_job_rules`] for a transaction whose txid the caller already computed.
+pub(crate) fn check_job_rules_of(
+    tx: &Transaction,
+    txid: Txid,
+    spent: &[Coin],
+    jobs: &impl JobView,
+    height: u32,
+    params: &Params,
+) -> Result<Vec<JobChange>, JobError> {
     let tx_job = tx.job_id;
     let templates: Vec<Option<Template>> = tx
         .outputs

@@ -1017,3 +1017,96 @@ fn header_failures_condemn_the_header_only_when_they_should() {
     );
     assert_eq!(median_time_past(&[5, 1, 9, 3, 7]), 5);
 }
+
+/// A block exercising most rules: a payment, a spend of an output created in the block, a job
+/// creation, an acceptance, an escrow payment, a claim and a slash.
+fn rich_block(fx: &mut Fixture) -> Block {
+    fx.oracle = Box::new(TestOracle);
+    let t1 = client_to_client(fx);
+    let t2 = spend_of(&t1, 0, 1_000);
+    let create = create_job_tx(fx, JobId::hash(b"new job"), JobId::hash(b"new job"));
+    let (escrow, escrow_coin) = fx.add_job(HEIGHT - 10, HEIGHT + 100);
+    let pay = signed_tx(
+        &[Spend::new(
+            escrow,
+            &escrow_coin,
+            Unlock::EscrowPay(client()),
+        )],
+        vec![out(units(499_990_000), payment_script(HEIGHT + 200))],
+        job(),
+        0,
+    );
+    let claim = signed_tx(
+        &[Spend::of(&pay, 0, Unlock::Claim(worker(), DELIVERY_KEY))],
+        vec![out(units(499_990_000), stake_script(job(), HEIGHT + 15))],
+        job(),
+        0,
+    );
+    let (stake, stake_coin) = fx.add_stake(HEIGHT - 5, HEIGHT + 20);
+    let slash = signed_tx(
+        &[Spend::new(
+            stake,
+            &stake_coin,
+            Unlock::Slash(client(), FRAUD.to_vec()),
+        )],
+        vec![out(units(199_990_000), p2pkh_of(&client()))],
+        JobId::ZERO,
+        0,
+    );
+    fx.block(vec![t1, t2, create, pay, claim, slash])
+}
+
+#[test]
+fn rich_block_connects() {
+    let mut fx = Fixture::new();
+    let block = rich_block(&mut fx);
+    let changes = fx.connect(&block).unwrap();
+    assert_eq!(changes.jobs_created.len(), 1);
+    let (_, before, after) = &changes.jobs_updated[0];
+    assert_eq!(before.paid_height, None);
+    assert_eq!(
+        (
+            after.paid_height,
+            after.claimed_height,
+            after.disputed_height
+        ),
+        (Some(HEIGHT), Some(HEIGHT), Some(HEIGHT))
+    );
+    // The payment HTLC was created and claimed inside the block: in neither list.
+    let pay_txid = block.txdata[4].txid();
+    assert!(changes.created.iter().all(|(o, _)| o.txid != pay_txid));
+    assert!(changes.spent.iter().all(|(o, _)| o.txid != pay_txid));
+}
+
+mod never_panics {
+    use super::*;
+    use camel_core::encode::{decode_from_slice, encode_to_vec};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any decodable corruption of a valid block is connected without a panic, and its
+        /// script checks run without one.
+        #[test]
+        fn corrupted_blocks(flips in proptest::collection::vec((any::<proptest::sample::Index>(), 1u8..=255), 1..4)) {
+            let mut fx = Fixture::new();
+            let block = rich_block(&mut fx);
+            let mut bytes = encode_to_vec(&block);
+            for (at, mask) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= mask;
+            }
+            if let Ok(mutated) = decode_from_slice::<Block>(&bytes) {
+                let _ = fx.connect(&mutated);
+                // Repair the proof of work and merkle root so the transactions themselves get
+                // exercised (only while the bits still name the easy regtest target).
+                if mutated.header.bits == fx.bits {
+                    let mut remined = mutated.clone();
+                    remine(&mut remined);
+                    let _ = fx.connect(&remined);
+                }
+            }
+        }
+    }
+}
