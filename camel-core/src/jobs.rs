@@ -453,7 +453,7 @@ pub(crate) fn check_job_rules_of(
         .map(|o| classify(&o.script_pubkey))
         .collect();
 
-    // Rule 1: escrow and stake outputs name the transaction's job.
+    // Rule 1: escrow, payment and stake outputs name the transaction's job.
     for (output, t) in templates.iter().enumerate() {
         match t {
             Some(Template::Escrow(e)) if e.job_id != tx_job => {
@@ -536,7 +536,6 @@ pub(crate) fn check_job_rules_of(
         .iter()
         .any(|t| matches!(t, Some(Template::Payment(_))));
     let mut pays_own_escrow = false;
-    let mut paid: Vec<JobId> = Vec::new();
     let mut disputed: Vec<JobId> = Vec::new();
     // Claimed value per (worker, client) pair.
     let mut claims: Vec<(PublicKey, PublicKey, Amount)> = Vec::new();
@@ -559,8 +558,8 @@ pub(crate) fn check_job_rules_of(
                 if !has_payment_output {
                     return Err(JobError::PaymentTemplate { job_id, input });
                 }
+                // Paying another job's escrow fails its script (`OP_CHECKJOBVERIFY`).
                 pays_own_escrow |= job_id == tx_job;
-                paid.push(job_id);
             }
             Some(JobSpend::Claim {
                 job_id,
@@ -668,11 +667,6 @@ pub(crate) fn check_job_rules_of(
             }
         } else {
             record.claimed_height.get_or_insert(height);
-        }
-    }
-    for job_id in paid {
-        if let Some(change) = changes.get_mut(&job_id) {
-            change.after.paid_height.get_or_insert(height);
         }
     }
     for job_id in disputed {
