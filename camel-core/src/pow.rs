@@ -961,6 +961,18 @@ mod tests {
         }
 
         #[test]
+        fn next_bits_matches_a_u128_model(mantissa in 1u32..0x80_0000, exponent in 3u32..=8, first: u32, last: u32) {
+            // Targets below 2^64 keep old × actual (actual < 2^19) inside a u128.
+            let p = Params::main();
+            let bits = (exponent << 24) | mantissa;
+            let old = u128::from(mantissa) << (8 * (exponent - 3));
+            let expected = 2016u128 * 60;
+            let span = (i64::from(last) - i64::from(first)).clamp(expected as i64 / 4, expected as i64 * 4) as u128;
+            let new = from_u128(old * span / expected);
+            prop_assert_eq!(next_bits(&p, bits, first, last), Ok(Target::from_u256(new).to_compact()));
+        }
+
+        #[test]
         fn compact_roundtrip(bits: u32) {
             // Every valid compact decodes, and its canonical re-encoding decodes to the same value.
             if let Ok(t) = Target::from_compact(bits) {
