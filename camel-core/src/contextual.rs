@@ -253,12 +253,23 @@ impl BlockError {
         }
     }
 
-    /// Whether the header itself is invalid (see [`BlockRejection::header_invalid`]); a
-    /// body that fails never condemns its header.
+    /// Whether the block is invalid for good, so the node may remember its hash as invalid
+    /// and reject its descendants (see [`BlockRejection::header_invalid`]). A transaction
+    /// failure is: the header commits to the transactions and, through its parent, to the
+    /// UTXO set they are checked against. Except a fraud proof this node cannot judge (another
+    /// node may find it valid) and a [`TxError::SpentMismatch`] (a caller's mistake).
     pub fn header_invalid(&self) -> bool {
         match self {
             Self::Rejection(r) => r.header_invalid(),
-            _ => false,
+            Self::Tx { error, .. } => !matches!(
+                **error,
+                TxError::SpentMismatch { .. }
+                    | TxError::Script {
+                        error: ScriptError::FraudProofUnavailable(_),
+                        ..
+                    }
+            ),
+            Self::FeesOutOfRange => true,
         }
     }
 
