@@ -56,6 +56,27 @@ pub struct BlockContext {
     pub adjusted_time: u32,
 }
 
+impl BlockContext {
+    /// The context of the block at `height` whose ancestors' times, oldest first and ending
+    /// with the parent's, are `ancestor_times` (only the last `params.median_time_span` are
+    /// used, so a node may pass more).
+    pub fn new(
+        height: u32,
+        ancestor_times: &[u32],
+        expected_bits: u32,
+        adjusted_time: u32,
+        params: &Params,
+    ) -> Self {
+        let skip = ancestor_times.len().saturating_sub(params.median_time_span);
+        Self {
+            height,
+            median_time_past: median_time_past(ancestor_times.get(skip..).unwrap_or(&[])),
+            expected_bits,
+            adjusted_time,
+        }
+    }
+}
+
 /// The median of `times` (the previous `params.median_time_span` block times, fewer near the
 /// genesis): sorted, the element at index `len / 2`; zero for none.
 pub fn median_time_past(times: &[u32]) -> u32 {

@@ -471,6 +471,20 @@ const CASES: &[Case] = &[
             fx.block(vec![t1, t2])
         },
     ),
+    case(
+        "one coin spent twice by one transaction",
+        "bad-txns-inputs-duplicate",
+        |fx| {
+            let s = fx.fund(&client(), coins(10));
+            let tx = signed_tx(
+                &[s.clone(), s],
+                vec![out(coins(9), p2pkh_of(&miner()))],
+                JobId::ZERO,
+                0,
+            );
+            fx.block(vec![tx])
+        },
+    ),
     case("lock time equal to the height", "ok", |fx| {
         locked(fx, HEIGHT)
     }),
@@ -536,6 +550,21 @@ const CASES: &[Case] = &[
         |fx| {
             fx.add_job(295, HEIGHT + 100);
             let tx = accept_tx(fx, job(), 295 + 10 + 15 - 1);
+            fx.block(vec![tx])
+        },
+    ),
+    case("late stake locked for its own window", "ok", |fx| {
+        // Created at 280: payment minable from 290, so a stake mined at 300 needs 300 + 15.
+        fx.add_job(280, HEIGHT + 100);
+        let tx = accept_tx(fx, job(), HEIGHT + 15);
+        fx.block(vec![tx])
+    }),
+    case(
+        "late stake unlocked one block early",
+        "bad-job-stake-unlocked",
+        |fx| {
+            fx.add_job(280, HEIGHT + 100);
+            let tx = accept_tx(fx, job(), HEIGHT + 14);
             fx.block(vec![tx])
         },
     ),
@@ -726,8 +755,8 @@ fn invalid_block_matrix() {
 }
 
 use camel_core::contextual::{
-    BlockError, TxError, TxScriptChecks, check_tx_inputs, check_tx_inputs_full, connect_block,
-    median_time_past, run_script_checks,
+    BlockContext, BlockError, TxError, TxScriptChecks, check_tx_inputs, check_tx_inputs_full,
+    connect_block, median_time_past, run_script_checks,
 };
 use camel_core::interpreter::FraudProofsUnavailable;
 use camel_core::templates::data_carrier;
@@ -1033,6 +1062,23 @@ fn which_failures_condemn_a_block_for_good() {
         "a block from the future may become valid"
     );
     assert_eq!(median_time_past(&[5, 1, 9, 3, 7]), 5);
+}
+
+#[test]
+fn context_from_ancestor_times() {
+    let p = camel_core::params::Params::regtest();
+    // Twelve ancestors: the oldest (a huge outlier) is beyond the 11-block span.
+    let mut times: Vec<u32> = vec![u32::MAX];
+    times.extend((1..=11).map(|i| 1_000 + i * 60));
+    let ctx = BlockContext::new(12, &times, p.pow_limit_bits, 5_000, &p);
+    assert_eq!(ctx.median_time_past, 1_000 + 6 * 60);
+    assert_eq!(
+        (ctx.height, ctx.expected_bits, ctx.adjusted_time),
+        (12, p.pow_limit_bits, 5_000)
+    );
+    // Near the genesis, fewer times.
+    assert_eq!(BlockContext::new(1, &[77], 0, 0, &p).median_time_past, 77);
+    assert_eq!(BlockContext::new(0, &[], 0, 0, &p).median_time_past, 0);
 }
 
 /// A block exercising most rules: a payment, a spend of an output created in the block, a job
