@@ -691,3 +691,207 @@ pub fn connect_block<'a>(
     validation::check_coinbase_amount(block, ctx.height, state.fees, params)?;
     Ok((state.finish(), checks))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::build_coinbase;
+    use crate::hash::{BlockHash, Hash256};
+    use crate::pow::Target;
+    use crate::script::Script;
+    use crate::transaction::TxIn;
+
+    fn anyone(value: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_base(value).unwrap(),
+            script_pubkey: Script::new(vec![0x51]),
+        }
+    }
+
+    fn spend(prev: OutPoint, value: u64) -> Transaction {
+        Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: prev,
+                script_sig: Script::default(),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![anyone(value)],
+            lock_time: 0,
+            job_id: JobId::ZERO,
+        }
+    }
+
+    fn coin(value: u64, height: u32, is_coinbase: bool) -> Coin {
+        Coin {
+            output: anyone(value),
+            height,
+            is_coinbase,
+        }
+    }
+
+    fn block(height: u32, cb_value: u64, txs: Vec<Transaction>, p: &Params) -> Block {
+        let mut txdata = vec![build_coinbase(height, b"", vec![anyone(cb_value)]).unwrap()];
+        txdata.extend(txs);
+        let mut b = Block {
+            header: Header {
+                version: 1,
+                prev_blockhash: BlockHash::ZERO,
+                merkle_root: Hash256::ZERO,
+                time: 1_000,
+                bits: p.pow_limit_bits,
+                nonce: 0,
+            },
+            txdata,
+        };
+        b.header.merkle_root = b.compute_merkle_root().0;
+        let target = Target::from_compact(b.header.bits).unwrap();
+        b.header.nonce = b
+            .header
+            .midstate()
+            .find_nonce(&target, 0, u32::MAX)
+            .unwrap()
+            .0;
+        b
+    }
+
+    fn ctx(height: u32, p: &Params) -> BlockContext {
+        BlockContext {
+            height,
+            median_time_past: 999,
+            expected_bits: p.pow_limit_bits,
+            adjusted_time: 1_000,
+        }
+    }
+
+    #[test]
+    fn overlay_hides_spent_and_shows_created() {
+        let a = OutPoint::new(Txid::hash(b"a"), 0);
+        let b = OutPoint::new(Txid::hash(b"b"), 0);
+        let base = HashMap::from([(a, coin(5, 1, false))]);
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let mut state = ConnectState::new(&base, &jobs);
+        assert_eq!(state.utxos.coin(&a), Some(coin(5, 1, false)));
+        state.spend(a, coin(5, 1, false));
+        assert_eq!(state.utxos.coin(&a), None, "spent from the base");
+        let tx = spend(a, 4);
+        state.create(&tx, tx.txid(), 7);
+        let created = OutPoint::new(tx.txid(), 0);
+        assert_eq!(state.utxos.coin(&created), Some(coin(4, 7, false)));
+        assert_eq!(state.utxos.coin(&b), None);
+        // Spending what the block created leaves no trace in either list.
+        state.spend(created, coin(4, 7, false));
+        assert_eq!(state.utxos.coin(&created), None);
+        let changes = state.finish();
+        assert_eq!(changes.spent, vec![(a, coin(5, 1, false))]);
+        assert!(changes.created.is_empty());
+    }
+
+    #[test]
+    fn unspendable_outputs_are_not_created() {
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let base: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut state = ConnectState::new(&base, &jobs);
+        let mut tx = spend(OutPoint::new(Txid::hash(b"x"), 0), 1);
+        tx.outputs.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: Script::new(vec![0x6a, 0x01, 0x07]),
+        });
+        state.create(&tx, tx.txid(), 3);
+        assert_eq!(
+            state.finish().created,
+            vec![(OutPoint::new(tx.txid(), 0), coin(1, 3, false))]
+        );
+    }
+
+    #[test]
+    fn pipeline_order_and_fees() {
+        let p = Params::regtest();
+        let a = OutPoint::new(Txid::hash(b"a"), 0);
+        let view = HashMap::from([(a, coin(1_000, 1, false))]);
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let subsidy = p.block_subsidy(10).to_base();
+        // Fee 100: the coinbase may take subsidy + 100.
+        let b = block(10, subsidy + 100, vec![spend(a, 900)], &p);
+        let (changes, checks) = connect_block(&b, &ctx(10, &p), &view, &jobs, &p).unwrap();
+        assert_eq!(changes.fees, Amount::from_base(100).unwrap());
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].spent, vec![anyone(1_000)]);
+        let b = block(10, subsidy + 101, vec![spend(a, 900)], &p);
+        let err = connect_block(&b, &ctx(10, &p), &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "bad-cb-amount");
+        assert!(err.header_invalid());
+        // The header is checked before the transactions: a block that is wrong in both ways
+        // reports its time.
+        let mut late = ctx(10, &p);
+        late.median_time_past = 1_000;
+        let err = connect_block(&b, &late, &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "time-too-old");
+        // And the height commitment before the transactions.
+        let err = connect_block(&b, &ctx(11, &p), &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "bad-cb-height");
+    }
+
+    #[test]
+    fn tx_errors_name_their_values() {
+        let txid = Txid::hash(b"t");
+        let prev = OutPoint::new(Txid::hash(b"p"), 3);
+        let e = TxError::MissingOrSpent {
+            txid,
+            input: 1,
+            prev_out: prev,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "bad-txns-inputs-missingorspent: input 1 of {txid} spends {}:3, which is missing or spent",
+                prev.txid
+            )
+        );
+        let e = TxError::PrematureCoinbaseSpend {
+            txid,
+            input: 0,
+            coin_height: 5,
+            spendable_from: Some(105),
+            height: 104,
+        };
+        assert!(
+            e.to_string().ends_with("at height 104, spendable from 105"),
+            "{e}"
+        );
+        let e = BlockError::Tx {
+            index: 3,
+            txid,
+            error: Box::new(TxError::InputValuesOutOfRange { txid }),
+        };
+        assert_eq!(e.reason(), "bad-txns-inputvalues-outofrange");
+        assert!(e.to_string().ends_with("(transaction 3)"), "{e}");
+        assert!(e.header_invalid());
+        assert!(!e.fraud_proof_unavailable());
+        let unavailable = BlockError::Tx {
+            index: 1,
+            txid,
+            error: Box::new(TxError::Script {
+                txid,
+                input: 0,
+                error: ScriptError::FraudProofUnavailable("no model".into()),
+            }),
+        };
+        assert!(unavailable.fraud_proof_unavailable());
+        assert!(!unavailable.header_invalid());
+        assert_eq!(
+            BlockError::FeesOutOfRange.reason(),
+            "bad-txns-accumulated-fee-outofrange"
+        );
+        assert_eq!(
+            TxError::Job {
+                txid,
+                error: JobError::Unknown {
+                    job_id: JobId::ZERO
+                }
+            }
+            .reason(),
+            "bad-job-unknown"
+        );
+    }
+}
