@@ -205,6 +205,11 @@ impl Params {
         }
     }
 
+    /// The network's name: `main`, `test` or `regtest`.
+    pub fn name(&self) -> &'static str {
+        self.network.name()
+    }
+
     /// The same parameters with other job windows (for regtest and tests: on main or test
     /// this makes an incompatible chain).
     #[must_use]

@@ -13,14 +13,17 @@
 use core::fmt;
 use std::collections::HashSet;
 
-use crate::block::{Block, MAX_COINBASE_SCRIPT_SIG, MIN_COINBASE_SCRIPT_SIG};
+use crate::amount::Amount;
+use crate::block::{
+    Block, Header, MAX_COINBASE_SCRIPT_SIG, MIN_COINBASE_SCRIPT_SIG, coinbase_height,
+};
 use crate::encode::Encodable;
 use crate::hash::{Hash256, JobId, Txid};
 use crate::merkle;
 use crate::params::Params;
 use crate::pow::{PowError, check_proof_of_work};
 use crate::script::{MAX_SCRIPT_PUBKEY_SIZE, MAX_SCRIPT_SIG_SIZE};
-use crate::transaction::{MAX_TX_SIZE, OutPoint, Transaction};
+use crate::transaction::{MAX_TX_SIZE, OutPoint, SEQUENCE_FINAL, Transaction};
 
 /// Why a transaction fails the context-free checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +200,26 @@ pub enum BlockRejection {
         txid: Txid,
         rejection: TxRejection,
     },
+    /// Contextual: `bits` differs from what the chain requires at this height.
+    UnexpectedBits { expected: u32, got: u32 },
+    /// Contextual: the time is not after the median time past.
+    TimeTooOld { time: u32, median_time_past: u32 },
+    /// Contextual: the time is too far ahead of the node's clock.
+    TimeTooNew { time: u32, max: u32 },
+    /// Contextual: the coinbase does not open with the block's height.
+    CoinbaseHeight { expected: u32, got: Option<u32> },
+    /// Contextual: a transaction's lock time is above the block's height.
+    NonFinal {
+        index: usize,
+        txid: Txid,
+        lock_time: u32,
+        height: u32,
+    },
+    /// Contextual: the coinbase claims more than the subsidy plus fees.
+    CoinbaseAmount {
+        claimed: Option<Amount>,
+        allowed: Option<Amount>,
+    },
 }
 
 impl BlockRejection {
@@ -210,14 +233,31 @@ impl BlockRejection {
             Self::CoinbaseMissing => "bad-cb-missing",
             Self::CoinbaseMultiple { .. } => "bad-cb-multiple",
             Self::Transaction { rejection, .. } => rejection.reason(),
+            Self::UnexpectedBits { .. } => "bad-diffbits",
+            Self::TimeTooOld { .. } => "time-too-old",
+            Self::TimeTooNew { .. } => "time-too-new",
+            Self::CoinbaseHeight { .. } => "bad-cb-height",
+            Self::NonFinal { .. } => "bad-txns-nonfinal",
+            Self::CoinbaseAmount { .. } => "bad-cb-amount",
         }
     }
 
-    /// Whether the header itself is invalid (and may be marked so), as opposed to a block
-    /// body that does not match a possibly valid header: a peer can make a header's body
-    /// fail by sending the wrong transactions, so only header failures condemn the hash.
+    /// Whether the block this header names is invalid for good, so the node may remember its
+    /// hash as invalid and reject its descendants.
+    ///
+    /// False when the body received may simply not be the body the header commits to (no
+    /// transactions, a merkle root mismatch, a mutated list: a peer can cause these for a
+    /// valid header, so fetch the body elsewhere), and for `time-too-new`, which passes later.
+    /// Once the merkle root matches an unmutated list, every later failure is a property of
+    /// the committed block itself.
     pub fn header_invalid(&self) -> bool {
-        matches!(self, Self::Pow(_))
+        !matches!(
+            self,
+            Self::Empty
+                | Self::BadMerkleRoot { .. }
+                | Self::MerkleMutated
+                | Self::TimeTooNew { .. }
+        )
     }
 }
 
@@ -248,6 +288,67 @@ impl fmt::Display for BlockRejection {
                 txid,
                 rejection,
             } => write!(f, "{rejection} (transaction {index}, {txid})"),
+            Self::UnexpectedBits { expected, got } => {
+                write!(
+                    f,
+                    "{r}: bits {got:#010x}, the chain requires {expected:#010x}"
+                )
+            }
+            Self::TimeTooOld {
+                time,
+                median_time_past,
+            } => {
+                write!(
+                    f,
+                    "{r}: time {time} is not after the median time past {median_time_past}"
+                )
+            }
+            Self::TimeTooNew { time, max } => {
+                write!(f, "{r}: time {time} is after {max}, too far in the future")
+            }
+            Self::CoinbaseHeight {
+                expected,
+                got: Some(got),
+            } => {
+                write!(
+                    f,
+                    "{r}: coinbase commits to height {got}, block is at {expected}"
+                )
+            }
+            Self::CoinbaseHeight {
+                expected,
+                got: None,
+            } => {
+                write!(
+                    f,
+                    "{r}: coinbase does not open with the height {expected} push"
+                )
+            }
+            Self::NonFinal {
+                index,
+                txid,
+                lock_time,
+                height,
+            } => {
+                write!(
+                    f,
+                    "{r}: transaction {index} ({txid}) is locked until height {lock_time}, block is at {height}"
+                )
+            }
+            Self::CoinbaseAmount { claimed, allowed } => {
+                let show = |a: &Option<Amount>| {
+                    a.map_or_else(
+                        || "more than the money supply".to_owned(),
+                        |a| a.to_string(),
+                    )
+                };
+                write!(
+                    f,
+                    "{r}: coinbase pays {}, at most {} allowed",
+                    show(claimed),
+                    show(allowed)
+                )
+            }
         }
     }
 }
@@ -307,6 +408,97 @@ pub fn check_block(block: &Block, params: &Params) -> Result<(), BlockRejection>
         })?;
     }
     Ok(())
+}
+
+/// The median of the times of the previous `params.median_time_span` blocks (fewer near the
+/// genesis): sorted, the element at index `len / 2`. Zero for no times.
+pub fn median_time_past(times: &[u32]) -> u32 {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
+}
+
+/// Header checks that need the chain: `bits` equals `expected_bits` (the parent's bits, or
+/// [`next_bits`](crate::pow::next_bits) at a retarget height), the time is after
+/// `median_time_past`, and at most `max_future_block_time` after `now` (the node's clock).
+pub fn check_header_contextual(
+    header: &Header,
+    expected_bits: u32,
+    median_time_past: u32,
+    now: u32,
+    params: &Params,
+) -> Result<(), BlockRejection> {
+    if header.bits != expected_bits {
+        return Err(BlockRejection::UnexpectedBits {
+            expected: expected_bits,
+            got: header.bits,
+        });
+    }
+    if header.time <= median_time_past {
+        return Err(BlockRejection::TimeTooOld {
+            time: header.time,
+            median_time_past,
+        });
+    }
+    let max = now.saturating_add(params.max_future_block_time);
+    if header.time > max {
+        return Err(BlockRejection::TimeTooNew {
+            time: header.time,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `tx` may be mined in a block at `height`: its lock time is zero, at most
+/// `height`, or every input's sequence is final.
+pub fn is_final(tx: &Transaction, height: u32) -> bool {
+    tx.lock_time == 0
+        || tx.lock_time <= height
+        || tx.inputs.iter().all(|i| i.sequence == SEQUENCE_FINAL)
+}
+
+/// Block checks that need the block's height but not the UTXO set: the coinbase commits to
+/// `height` ([`coinbase_height`]), and every transaction is final at `height`. Run after
+/// [`check_block`].
+pub fn check_block_contextual(block: &Block, height: u32) -> Result<(), BlockRejection> {
+    let got = block.txdata.first().and_then(coinbase_height);
+    if got != Some(height) {
+        return Err(BlockRejection::CoinbaseHeight {
+            expected: height,
+            got,
+        });
+    }
+    for (index, tx) in block.txdata.iter().enumerate() {
+        if !is_final(tx, height) {
+            return Err(BlockRejection::NonFinal {
+                index,
+                txid: tx.txid(),
+                lock_time: tx.lock_time,
+                height,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The coinbase may pay at most the subsidy at `height` plus `fees` (the block's inputs
+/// minus outputs over its other transactions, computed against the UTXO set).
+pub fn check_coinbase_amount(
+    block: &Block,
+    height: u32,
+    fees: Amount,
+    params: &Params,
+) -> Result<(), BlockRejection> {
+    let claimed = block.txdata.first().and_then(Transaction::total_output);
+    let allowed = params.block_subsidy(height).checked_add(fees);
+    match (claimed, allowed) {
+        (Some(c), Some(a)) if c <= a => Ok(()),
+        // Subsidy plus fees above the money supply cannot bound anything tighter than the
+        // supply itself, and every valid claim is within it.
+        (Some(_), None) => Ok(()),
+        _ => Err(BlockRejection::CoinbaseAmount { claimed, allowed }),
+    }
 }
 
 #[cfg(test)]
@@ -560,6 +752,7 @@ mod tests {
         let p = Params::regtest();
         let b = mined(&p, vec![]);
         assert_eq!(check_block(&b, &p), Err(BlockRejection::Empty));
+        assert!(!BlockRejection::Empty.header_invalid());
     }
 
     #[test]
@@ -584,6 +777,7 @@ mod tests {
         dup.txdata.push(dup.txdata[2].clone());
         assert_eq!(dup.compute_merkle_root().0, b.header.merkle_root);
         assert_eq!(check_block(&dup, &p), Err(BlockRejection::MerkleMutated));
+        assert!(!BlockRejection::MerkleMutated.header_invalid());
         // A non-adjacent duplicate changes the root but is still a duplicate.
         let d = mined(&p, vec![coinbase(1), spend(), b.txdata[2].clone(), spend()]);
         assert_eq!(
@@ -641,6 +835,8 @@ mod tests {
         let p = Params::regtest();
         let b = mined(&p, vec![spend()]);
         assert_eq!(block_reason(&b, &p), Some("bad-cb-missing"));
+        // The header commits to this very list: the block is invalid for good.
+        assert!(check_block(&b, &p).unwrap_err().header_invalid());
         let b = mined(&p, vec![coinbase(1), spend(), coinbase(2)]);
         assert_eq!(
             check_block(&b, &p),
@@ -669,5 +865,104 @@ mod tests {
         cb.job_id = JobId::hash(b"j");
         let b = mined(&p, vec![cb]);
         assert_eq!(block_reason(&b, &p), Some("bad-cb-jobid"));
+    }
+
+    #[test]
+    fn median_time() {
+        assert_eq!(median_time_past(&[]), 0);
+        assert_eq!(median_time_past(&[5]), 5);
+        assert_eq!(median_time_past(&[9, 1]), 9);
+        assert_eq!(median_time_past(&[3, 1, 2]), 2);
+        let times: Vec<u32> = (0..11).map(|i| (i * 7919) % 101).collect();
+        let mut sorted = times.clone();
+        sorted.sort();
+        assert_eq!(median_time_past(&times), sorted[5]);
+    }
+
+    #[test]
+    fn header_context_rules() {
+        let p = Params::main();
+        let h = Header {
+            time: 10_000,
+            bits: 0x1f00_ffff,
+            ..Header::from_bytes(&[0; 80])
+        };
+        let reason = |bits, mtp, now| {
+            check_header_contextual(&h, bits, mtp, now, &p)
+                .err()
+                .map(|e| e.reason())
+        };
+        assert_eq!(reason(0x1f00_ffff, 9_999, 10_000), None);
+        assert_eq!(reason(0x1f00_fffe, 9_999, 10_000), Some("bad-diffbits"));
+        assert_eq!(reason(0x1f00_ffff, 10_000, 10_000), Some("time-too-old"));
+        // Exactly max_future_block_time ahead is accepted; one second more is not.
+        assert_eq!(reason(0x1f00_ffff, 0, 10_000 - 7_200), None);
+        let err = check_header_contextual(&h, 0x1f00_ffff, 0, 10_000 - 7_201, &p).unwrap_err();
+        assert_eq!(
+            err,
+            BlockRejection::TimeTooNew {
+                time: 10_000,
+                max: 9_999
+            }
+        );
+        assert!(!err.header_invalid());
+        assert!(
+            check_header_contextual(&h, 1, 0, 0, &p)
+                .unwrap_err()
+                .header_invalid()
+        );
+    }
+
+    #[test]
+    fn block_context_rules() {
+        let p = Params::regtest();
+        let b = mined(&p, vec![coinbase(7), spend()]);
+        assert_eq!(check_block_contextual(&b, 7), Ok(()));
+        assert_eq!(
+            check_block_contextual(&b, 8),
+            Err(BlockRejection::CoinbaseHeight {
+                expected: 8,
+                got: Some(7)
+            })
+        );
+        // Lock time: minable at its own height, not one earlier, unless every input is final.
+        let mut locked = spend();
+        locked.lock_time = 7;
+        let b = mined(&p, vec![coinbase(7), locked.clone()]);
+        assert_eq!(check_block_contextual(&b, 7), Ok(()));
+        locked.lock_time = 8;
+        let b = mined(&p, vec![coinbase(7), locked.clone()]);
+        let err = check_block_contextual(&b, 7).unwrap_err();
+        assert_eq!(err.reason(), "bad-txns-nonfinal");
+        assert!(
+            err.to_string().contains(&locked.txid().to_string()),
+            "{err}"
+        );
+        locked.inputs[0].sequence = SEQUENCE_FINAL;
+        assert!(is_final(&locked, 7));
+    }
+
+    #[test]
+    fn coinbase_amount_rules() {
+        let p = Params::regtest();
+        let subsidy = p.block_subsidy(150);
+        let fees = Amount::from_base(1_000).unwrap();
+        let pay = |v: u64| {
+            let cb = build_coinbase(150, b"", vec![out(v, 1)]).unwrap();
+            mined(&p, vec![cb])
+        };
+        let limit = subsidy.to_base() + fees.to_base();
+        assert_eq!(check_coinbase_amount(&pay(limit), 150, fees, &p), Ok(()));
+        let err = check_coinbase_amount(&pay(limit + 1), 150, fees, &p).unwrap_err();
+        assert_eq!(err.reason(), "bad-cb-amount");
+        assert_eq!(
+            err.to_string(),
+            "bad-cb-amount: coinbase pays 25.00001001, at most 25.00001000 allowed"
+        );
+        // Height 149 still pays 50 coins.
+        assert_eq!(
+            check_coinbase_amount(&pay(limit + 1), 149, fees, &p),
+            Ok(())
+        );
     }
 }
