@@ -10,7 +10,7 @@
 //!
 //! Heights are script numbers pushed minimally ([`Builder::push_int`]). [`classify`] accepts
 //! exactly the bytes these builders produce and nothing else, so "standard" has one encoding.
-//! `docs/protocol-script.md` describes how the job protocol strings them together.
+//! `docs/protocol.md` section 8 describes how the job protocol strings them together.
 
 use core::fmt;
 
