@@ -21,7 +21,7 @@
 //!    supply);
 //! 5. the coinbase pays at most subsidy + fees (`bad-cb-amount`).
 //!
-//! `docs/protocol-utxo.md` is the normative description.
+//! `docs/protocol.md` section 10 is the normative description.
 //!
 //! Scripts are not run inside `connect_block`: it returns one [`TxScriptChecks`] per
 //! non-coinbase transaction, which the node runs (in parallel if it likes) before committing

@@ -8,7 +8,7 @@
 //!
 //! The rules, with `C` the job's creation height, `D = params.job_payment_delay`,
 //! `W = params.dispute_window` and `h` the height of the block the transaction is in
-//! (`docs/protocol-jobs.md` is the normative text):
+//! (`docs/protocol.md` section 11 is the normative text):
 //!
 //! 1. an escrow, payment or stake output for job `J` may only be created by a transaction
 //!    whose job id is `J` (`bad-job-escrow-mismatch`, `bad-job-payment-mismatch`,
