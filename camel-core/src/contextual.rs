@@ -501,15 +501,14 @@ pub struct BlockChanges {
 
 /// The UTXO set part-way through a block: the view, minus what the block spent so far, plus
 /// what it created so far.
-#[derive(Debug)]
-pub struct BlockUtxoOverlay<'a, V: UtxoView + ?Sized> {
+struct BlockUtxoOverlay<'a, V: UtxoView + ?Sized> {
     base: &'a V,
     spent_from_base: HashSet<OutPoint>,
     created: HashMap<OutPoint, Coin>,
 }
 
 impl<'a, V: UtxoView + ?Sized> BlockUtxoOverlay<'a, V> {
-    pub fn new(base: &'a V) -> Self {
+    fn new(base: &'a V) -> Self {
         Self {
             base,
             spent_from_base: HashSet::new(),

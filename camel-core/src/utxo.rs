@@ -134,8 +134,9 @@ impl UtxoSetHasher {
     /// hash can only be computed over a set in canonical order.
     pub fn add(&mut self, outpoint: &OutPoint, coin: &Coin) -> Result<(), UnsortedEntry> {
         let mut key = [0u8; 36];
-        let encoded = encode_to_vec(outpoint);
-        key.copy_from_slice(encoded.get(..36).unwrap_or(&[0u8; 36]));
+        let (txid, vout) = key.split_at_mut(32);
+        txid.copy_from_slice(outpoint.txid.as_bytes());
+        vout.copy_from_slice(&outpoint.vout.to_le_bytes());
         if self.last.is_some_and(|last| key <= last) {
             return Err(UnsortedEntry {
                 outpoint: *outpoint,
