@@ -308,6 +308,11 @@ mod tests {
         let mut concat = ea.clone();
         concat.extend_from_slice(&utxo_entry_bytes(&b, &cb));
         let expected = Hash256::from_byte_array(sha256(&concat));
+        // Computed independently (Python hashlib over the hand-written entry bytes).
+        assert_eq!(
+            expected.to_string(),
+            "25b881d15aba55bcebb3e6c543b6aab054fe9aacd2c068bd8dbf9948713cd52d"
+        );
         assert_eq!(h.finish(), expected);
         assert_eq!(utxo_set_hash([(&b, &cb), (&a, &ca)]), expected);
         let mut wrong_order = UtxoSetHasher::new();
