@@ -1141,13 +1141,79 @@ fn rich_block_connects() {
     assert!(changes.spent.iter().all(|(o, _)| o.txid != pay_txid));
 }
 
-mod never_panics {
+mod properties {
     use super::*;
     use camel_core::encode::{decode_from_slice, encode_to_vec};
     use proptest::prelude::*;
 
+    /// A pool of transactions over a small state: chains inside the pool, conflicting spends,
+    /// a job creation and its acceptance.
+    fn pool(fx: &mut Fixture) -> Vec<Transaction> {
+        let t1 = client_to_client(fx);
+        let t2 = spend_of(&t1, 0, 1_000);
+        let t3 = spend_of(&t2, 0, 1_000);
+        let s = fx.fund(&client(), coins(4));
+        let c1 = signed_tx(
+            std::slice::from_ref(&s),
+            vec![out(coins(3), p2pkh_of(&worker()))],
+            JobId::ZERO,
+            0,
+        );
+        let c2 = signed_tx(
+            &[s],
+            vec![out(coins(2), p2pkh_of(&miner()))],
+            JobId::ZERO,
+            0,
+        );
+        let create = create_job_tx(fx, job(), job());
+        let accept = accept_tx(fx, job(), HEIGHT + 25);
+        vec![t1, t2, t3, c1, c2, create, accept]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever subset and order of the pool a block holds: if it connects, its changes
+        /// only spend coins of the state and only create new ones, and undoing them restores
+        /// the state and its hash exactly.
+        #[test]
+        fn apply_then_undo_restores_the_state(order in Just((0..7usize).collect::<Vec<_>>()).prop_shuffle(), take in 0usize..=7) {
+            let mut fx = Fixture::new();
+            let txs = pool(&mut fx);
+            let chosen: Vec<Transaction> = order[..take].iter().map(|&i| txs[i].clone()).collect();
+            let block = fx.block(chosen);
+            // Valid exactly when the two conflicting spends are not both in, and every
+            // transaction comes after the one it depends on.
+            let chosen_ids = &order[..take];
+            let pos = |i: usize| chosen_ids.iter().position(|&j| j == i);
+            let after = |dep: usize, on: usize| match (pos(dep), pos(on)) {
+                (Some(d), Some(o)) => o < d,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            let expect_ok = !(pos(3).is_some() && pos(4).is_some())
+                && after(1, 0)
+                && after(2, 1)
+                && after(6, 5);
+            let result = fx.connect(&block);
+            prop_assert_eq!(result.is_ok(), expect_ok, "{:?}: {:?}", chosen_ids, result.as_ref().err().map(|e| e.to_string()));
+            if let Ok(changes) = result {
+                let before = fx.utxos.clone();
+                let jobs_before = fx.jobs.clone();
+                let hash = utxo_set_hash(&fx.utxos);
+                for (o, c) in &changes.spent {
+                    prop_assert_eq!(before.get(o), Some(c));
+                }
+                for (o, _) in &changes.created {
+                    prop_assert!(!before.contains_key(o));
+                }
+                fx.apply(&changes);
+                fx.undo(&changes);
+                prop_assert_eq!(&fx.utxos, &before);
+                prop_assert_eq!(&fx.jobs, &jobs_before);
+                prop_assert_eq!(utxo_set_hash(&fx.utxos), hash);
+            }
+        }
 
         /// Any decodable corruption of a valid block is connected without a panic, and its
         /// script checks run without one.
