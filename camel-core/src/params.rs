@@ -316,21 +316,6 @@ mod tests {
         assert_eq!(hashes.len(), 3);
     }
 
-    /// Finds genesis nonces; run with `--ignored --nocapture` after changing a genesis field.
-    #[test]
-    #[ignore]
-    fn mine_genesis() {
-        for net in Network::ALL {
-            let p = Params::new(net);
-            let h = p.genesis_block().header;
-            let (nonce, hash) = h.midstate().find_nonce(&p.pow_limit, 0, u32::MAX).unwrap();
-            println!(
-                "{net}: nonce {nonce} hash {hash} bytes {:?}",
-                hash.to_byte_array()
-            );
-        }
-    }
-
     #[test]
     fn subsidy_schedule() {
         let p = Params::main();
