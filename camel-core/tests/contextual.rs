@@ -1151,7 +1151,16 @@ mod properties {
     fn pool(fx: &mut Fixture) -> Vec<Transaction> {
         let t1 = client_to_client(fx);
         let t2 = spend_of(&t1, 0, 1_000);
-        let t3 = spend_of(&t2, 0, 1_000);
+        // t2 pays the worker, who spends it on.
+        let t3 = signed_tx(
+            &[Spend::of(&t2, 0, Unlock::P2pkh(worker()))],
+            vec![out(
+                coins(9).checked_sub(units(3_000)).unwrap(),
+                p2pkh_of(&miner()),
+            )],
+            JobId::ZERO,
+            0,
+        );
         let s = fx.fund(&client(), coins(4));
         let c1 = signed_tx(
             std::slice::from_ref(&s),
