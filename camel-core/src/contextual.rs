@@ -11,7 +11,7 @@
 //!    `time-too-old`, `time-too-new`);
 //! 3. [`validate_height_and_finality`]: the coinbase commits to the height (BIP34,
 //!    `bad-cb-height`) and every transaction is final at it (`bad-txns-nonfinal`);
-//! 4. each transaction in block order ([`validate_transaction`]): its inputs exist in the view
+//! 4. each transaction in block order (`validate_transaction`): its inputs exist in the view
 //!    or among outputs created earlier in the block and not yet spent
 //!    (`bad-txns-inputs-missingorspent`, which also covers double spends and spends of outputs
 //!    created later in the block), coinbase maturity, value in ≥ value out, then the job rules
