@@ -229,7 +229,7 @@ impl Tolerance {
     /// (ADR `docs/adr/0002-rastic-tolerance.md`).
     pub const DEFAULT: Self = Self {
         logit_delta_milli: 500,
-        cdf_epsilon_ppm: 10_000,
+        cdf_epsilon_ppm: 150_000,
     };
 
     pub fn delta(&self) -> f64 {

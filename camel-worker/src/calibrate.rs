@@ -61,13 +61,13 @@ for some time, and about the rising price of heating oil. After a long discussio
 ask the town for a small increase in funding and to postpone the purchase of new furniture. ";
 
 /// The i-th calibration prompt (deterministic): subjects × forms, every third in the model's
-/// chat template, every twentieth a long document (> 512 tokens with the output) to exercise
+/// chat template, every fortieth a long document (> 512 tokens with the output) to exercise
 /// long-context kernels.
 pub fn prompt_text(engine: &Engine, i: usize) -> Result<String, EngineError> {
     let subject = SUBJECTS[(i * 7) % SUBJECTS.len()];
     let form = FORMS[(i / SUBJECTS.len() + i * 3) % FORMS.len()];
     let base = form.replace("{}", subject);
-    if i % 20 == 7 {
+    if i % 40 == 7 {
         let mut s = String::new();
         while s.len() < 2600 {
             s.push_str(LONG_PARAGRAPH);
