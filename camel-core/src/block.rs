@@ -479,6 +479,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_truncation_of_real_blocks_errors() {
+        for net in crate::params::Network::ALL {
+            let g = crate::params::Params::new(net).genesis_block();
+            let mut b = g.clone();
+            b.txdata
+                .push(build_coinbase(300, b"second", g.txdata[0].outputs.clone()).unwrap());
+            for block in [g, b] {
+                let bytes = encode_to_vec(&block);
+                assert_eq!(decode_from_slice::<Block>(&bytes).as_ref(), Ok(&block));
+                for cut in 0..bytes.len() {
+                    assert!(
+                        decode_from_slice::<Block>(&bytes[..cut]).is_err(),
+                        "{net} cut {cut}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn trailing_bytes_rejected() {
         let b = Block {
             header: Header::from_bytes(&[7u8; 80]),

@@ -11,14 +11,17 @@
 //!    `time-too-old`, `time-too-new`);
 //! 3. [`validate_height_and_finality`]: the coinbase commits to the height (BIP34,
 //!    `bad-cb-height`) and every transaction is final at it (`bad-txns-nonfinal`);
-//! 4. each transaction in block order ([`validate_transaction`]): its inputs exist in the view
+//! 4. each transaction in block order (`validate_transaction`): its inputs exist in the view
 //!    or among outputs created earlier in the block and not yet spent
 //!    (`bad-txns-inputs-missingorspent`, which also covers double spends and spends of outputs
 //!    created later in the block), coinbase maturity, value in ≥ value out, then the job rules
 //!    ([`jobs::check_job_rules`]) against the job records as the block's earlier transactions
-//!    left them; its spent outputs are removed and its outputs added to the block's overlay;
-//! 5. the fees add up within the money supply (`bad-txns-accumulated-fee-outofrange`);
-//! 6. the coinbase pays at most subsidy + fees (`bad-cb-amount`).
+//!    left them; its spent outputs are removed and its outputs added to the block's overlay,
+//!    and its fee is added to the block's (`bad-txns-accumulated-fee-outofrange` past the money
+//!    supply);
+//! 5. the coinbase pays at most subsidy + fees (`bad-cb-amount`).
+//!
+//! `docs/protocol.md` section 10 is the normative description.
 //!
 //! Scripts are not run inside `connect_block`: it returns one [`TxScriptChecks`] per
 //! non-coinbase transaction, which the node runs (in parallel if it likes) before committing
@@ -51,6 +54,27 @@ pub struct BlockContext {
     pub expected_bits: u32,
     /// The node's clock (network-adjusted, seconds since the Unix epoch).
     pub adjusted_time: u32,
+}
+
+impl BlockContext {
+    /// The context of the block at `height` whose ancestors' times, oldest first and ending
+    /// with the parent's, are `ancestor_times` (only the last `params.median_time_span` are
+    /// used, so a node may pass more).
+    pub fn new(
+        height: u32,
+        ancestor_times: &[u32],
+        expected_bits: u32,
+        adjusted_time: u32,
+        params: &Params,
+    ) -> Self {
+        let skip = ancestor_times.len().saturating_sub(params.median_time_span);
+        Self {
+            height,
+            median_time_past: median_time_past(ancestor_times.get(skip..).unwrap_or(&[])),
+            expected_bits,
+            adjusted_time,
+        }
+    }
 }
 
 /// The median of `times` (the previous `params.median_time_span` block times, fewer near the
@@ -250,12 +274,23 @@ impl BlockError {
         }
     }
 
-    /// Whether the header itself is invalid (see [`BlockRejection::header_invalid`]); a
-    /// body that fails never condemns its header.
+    /// Whether the block is invalid for good, so the node may remember its hash as invalid
+    /// and reject its descendants (see [`BlockRejection::header_invalid`]). A transaction
+    /// failure is: the header commits to the transactions and, through its parent, to the
+    /// UTXO set they are checked against. Except a fraud proof this node cannot judge (another
+    /// node may find it valid) and a [`TxError::SpentMismatch`] (a caller's mistake).
     pub fn header_invalid(&self) -> bool {
         match self {
             Self::Rejection(r) => r.header_invalid(),
-            _ => false,
+            Self::Tx { error, .. } => !matches!(
+                **error,
+                TxError::SpentMismatch { .. }
+                    | TxError::Script {
+                        error: ScriptError::FraudProofUnavailable(_),
+                        ..
+                    }
+            ),
+            Self::FeesOutOfRange => true,
         }
     }
 
@@ -325,7 +360,18 @@ pub fn check_tx_inputs_full(
     spend_height: u32,
     params: &Params,
 ) -> Result<CheckedInputs, TxError> {
-    let txid = tx.txid();
+    inputs_in_context(tx, tx.txid(), view, jobs, spend_height, params)
+}
+
+/// [`check_tx_inputs_full`] for a transaction whose txid the caller already computed.
+fn inputs_in_context(
+    tx: &Transaction,
+    txid: Txid,
+    view: &impl UtxoView,
+    jobs: &impl JobView,
+    spend_height: u32,
+    params: &Params,
+) -> Result<CheckedInputs, TxError> {
     if !validation::is_final(tx, spend_height) {
         return Err(TxError::NonFinal {
             txid,
@@ -371,7 +417,7 @@ pub fn check_tx_inputs_full(
         value_in,
         value_out,
     })?;
-    let job_changes = jobs::check_job_rules(tx, &spent, jobs, spend_height, params)
+    let job_changes = jobs::check_job_rules_of(tx, txid, &spent, jobs, spend_height, params)
         .map_err(|error| TxError::Job { txid, error })?;
     Ok(CheckedInputs {
         spent,
@@ -455,15 +501,14 @@ pub struct BlockChanges {
 
 /// The UTXO set part-way through a block: the view, minus what the block spent so far, plus
 /// what it created so far.
-#[derive(Debug)]
-pub struct BlockUtxoOverlay<'a, V: UtxoView + ?Sized> {
+struct BlockUtxoOverlay<'a, V: UtxoView + ?Sized> {
     base: &'a V,
     spent_from_base: HashSet<OutPoint>,
     created: HashMap<OutPoint, Coin>,
 }
 
 impl<'a, V: UtxoView + ?Sized> BlockUtxoOverlay<'a, V> {
-    pub fn new(base: &'a V) -> Self {
+    fn new(base: &'a V) -> Self {
         Self {
             base,
             spent_from_base: HashSet::new(),
@@ -597,14 +642,14 @@ fn validate_transaction<'a, V: UtxoView + ?Sized, J: JobView + ?Sized>(
     };
     if tx.is_coinbase() {
         // The coinbase spends nothing; its outputs still obey the job templates' rule 1.
-        let changes = jobs::check_job_rules(tx, &[], &state.jobs, height, params)
+        let changes = jobs::check_job_rules_of(tx, txid, &[], &state.jobs, height, params)
             .map_err(|error| fail(TxError::Job { txid, error }))?;
         state.record_jobs(&changes);
         state.create(tx, txid, height);
         return Ok(None);
     }
     let checked =
-        check_tx_inputs_full(tx, &state.utxos, &state.jobs, height, params).map_err(fail)?;
+        inputs_in_context(tx, txid, &state.utxos, &state.jobs, height, params).map_err(fail)?;
     state.fees = state
         .fees
         .checked_add(checked.fee)
@@ -644,4 +689,208 @@ pub fn connect_block<'a>(
     }
     validation::check_coinbase_amount(block, ctx.height, state.fees, params)?;
     Ok((state.finish(), checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::build_coinbase;
+    use crate::hash::{BlockHash, Hash256};
+    use crate::pow::Target;
+    use crate::script::Script;
+    use crate::transaction::TxIn;
+
+    fn anyone(value: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_base(value).unwrap(),
+            script_pubkey: Script::new(vec![0x51]),
+        }
+    }
+
+    fn spend(prev: OutPoint, value: u64) -> Transaction {
+        Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: prev,
+                script_sig: Script::default(),
+                sequence: u32::MAX,
+            }],
+            outputs: vec![anyone(value)],
+            lock_time: 0,
+            job_id: JobId::ZERO,
+        }
+    }
+
+    fn coin(value: u64, height: u32, is_coinbase: bool) -> Coin {
+        Coin {
+            output: anyone(value),
+            height,
+            is_coinbase,
+        }
+    }
+
+    fn block(height: u32, cb_value: u64, txs: Vec<Transaction>, p: &Params) -> Block {
+        let mut txdata = vec![build_coinbase(height, b"", vec![anyone(cb_value)]).unwrap()];
+        txdata.extend(txs);
+        let mut b = Block {
+            header: Header {
+                version: 1,
+                prev_blockhash: BlockHash::ZERO,
+                merkle_root: Hash256::ZERO,
+                time: 1_000,
+                bits: p.pow_limit_bits,
+                nonce: 0,
+            },
+            txdata,
+        };
+        b.header.merkle_root = b.compute_merkle_root().0;
+        let target = Target::from_compact(b.header.bits).unwrap();
+        b.header.nonce = b
+            .header
+            .midstate()
+            .find_nonce(&target, 0, u32::MAX)
+            .unwrap()
+            .0;
+        b
+    }
+
+    fn ctx(height: u32, p: &Params) -> BlockContext {
+        BlockContext {
+            height,
+            median_time_past: 999,
+            expected_bits: p.pow_limit_bits,
+            adjusted_time: 1_000,
+        }
+    }
+
+    #[test]
+    fn overlay_hides_spent_and_shows_created() {
+        let a = OutPoint::new(Txid::hash(b"a"), 0);
+        let b = OutPoint::new(Txid::hash(b"b"), 0);
+        let base = HashMap::from([(a, coin(5, 1, false))]);
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let mut state = ConnectState::new(&base, &jobs);
+        assert_eq!(state.utxos.coin(&a), Some(coin(5, 1, false)));
+        state.spend(a, coin(5, 1, false));
+        assert_eq!(state.utxos.coin(&a), None, "spent from the base");
+        let tx = spend(a, 4);
+        state.create(&tx, tx.txid(), 7);
+        let created = OutPoint::new(tx.txid(), 0);
+        assert_eq!(state.utxos.coin(&created), Some(coin(4, 7, false)));
+        assert_eq!(state.utxos.coin(&b), None);
+        // Spending what the block created leaves no trace in either list.
+        state.spend(created, coin(4, 7, false));
+        assert_eq!(state.utxos.coin(&created), None);
+        let changes = state.finish();
+        assert_eq!(changes.spent, vec![(a, coin(5, 1, false))]);
+        assert!(changes.created.is_empty());
+    }
+
+    #[test]
+    fn unspendable_outputs_are_not_created() {
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let base: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut state = ConnectState::new(&base, &jobs);
+        let mut tx = spend(OutPoint::new(Txid::hash(b"x"), 0), 1);
+        tx.outputs.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: Script::new(vec![0x6a, 0x01, 0x07]),
+        });
+        state.create(&tx, tx.txid(), 3);
+        assert_eq!(
+            state.finish().created,
+            vec![(OutPoint::new(tx.txid(), 0), coin(1, 3, false))]
+        );
+    }
+
+    #[test]
+    fn pipeline_order_and_fees() {
+        let p = Params::regtest();
+        let a = OutPoint::new(Txid::hash(b"a"), 0);
+        let view = HashMap::from([(a, coin(1_000, 1, false))]);
+        let jobs: HashMap<JobId, JobRecord> = HashMap::new();
+        let subsidy = p.block_subsidy(10).to_base();
+        // Fee 100: the coinbase may take subsidy + 100.
+        let b = block(10, subsidy + 100, vec![spend(a, 900)], &p);
+        let (changes, checks) = connect_block(&b, &ctx(10, &p), &view, &jobs, &p).unwrap();
+        assert_eq!(changes.fees, Amount::from_base(100).unwrap());
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].spent, vec![anyone(1_000)]);
+        let b = block(10, subsidy + 101, vec![spend(a, 900)], &p);
+        let err = connect_block(&b, &ctx(10, &p), &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "bad-cb-amount");
+        assert!(err.header_invalid());
+        // The header is checked before the transactions: a block that is wrong in both ways
+        // reports its time.
+        let mut late = ctx(10, &p);
+        late.median_time_past = 1_000;
+        let err = connect_block(&b, &late, &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "time-too-old");
+        // And the height commitment before the transactions.
+        let err = connect_block(&b, &ctx(11, &p), &view, &jobs, &p).unwrap_err();
+        assert_eq!(err.reason(), "bad-cb-height");
+    }
+
+    #[test]
+    fn tx_errors_name_their_values() {
+        let txid = Txid::hash(b"t");
+        let prev = OutPoint::new(Txid::hash(b"p"), 3);
+        let e = TxError::MissingOrSpent {
+            txid,
+            input: 1,
+            prev_out: prev,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "bad-txns-inputs-missingorspent: input 1 of {txid} spends {}:3, which is missing or spent",
+                prev.txid
+            )
+        );
+        let e = TxError::PrematureCoinbaseSpend {
+            txid,
+            input: 0,
+            coin_height: 5,
+            spendable_from: Some(105),
+            height: 104,
+        };
+        assert!(
+            e.to_string().ends_with("at height 104, spendable from 105"),
+            "{e}"
+        );
+        let e = BlockError::Tx {
+            index: 3,
+            txid,
+            error: Box::new(TxError::InputValuesOutOfRange { txid }),
+        };
+        assert_eq!(e.reason(), "bad-txns-inputvalues-outofrange");
+        assert!(e.to_string().ends_with("(transaction 3)"), "{e}");
+        assert!(e.header_invalid());
+        assert!(!e.fraud_proof_unavailable());
+        let unavailable = BlockError::Tx {
+            index: 1,
+            txid,
+            error: Box::new(TxError::Script {
+                txid,
+                input: 0,
+                error: ScriptError::FraudProofUnavailable("no model".into()),
+            }),
+        };
+        assert!(unavailable.fraud_proof_unavailable());
+        assert!(!unavailable.header_invalid());
+        assert_eq!(
+            BlockError::FeesOutOfRange.reason(),
+            "bad-txns-accumulated-fee-outofrange"
+        );
+        assert_eq!(
+            TxError::Job {
+                txid,
+                error: JobError::Unknown {
+                    job_id: JobId::ZERO
+                }
+            }
+            .reason(),
+            "bad-job-unknown"
+        );
+    }
 }

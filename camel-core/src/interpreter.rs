@@ -2,7 +2,7 @@
 //!
 //! [`verify_script`] runs the scriptSig (which must be push-only) on an empty stack, then the
 //! scriptPubKey on the resulting stack, and accepts when exactly one item is left and it is
-//! true. There is no P2SH and no alt stack. Every rule is consensus; `docs/protocol-script.md`
+//! true. There is no P2SH and no alt stack. Every rule is consensus; `docs/protocol.md` section 8
 //! is the normative description, and the unit tests below pin each rule at its boundary.
 //!
 //! Signatures are checked through a [`SpendContext`] (the real one is [`TransactionChecker`]),

@@ -8,23 +8,25 @@
 //!
 //! The rules, with `C` the job's creation height, `D = params.job_payment_delay`,
 //! `W = params.dispute_window` and `h` the height of the block the transaction is in
-//! (`docs/protocol-jobs.md` is the normative text):
+//! (`docs/protocol.md` section 11 is the normative text):
 //!
-//! 1. an escrow output for job `J` may only be created by a transaction whose job id is `J`
-//!    (`bad-job-escrow-mismatch`); likewise a stake output (`bad-job-stake-mismatch`);
+//! 1. an escrow, payment or stake output for job `J` may only be created by a transaction
+//!    whose job id is `J` (`bad-job-escrow-mismatch`, `bad-job-payment-mismatch`,
+//!    `bad-job-stake-mismatch`);
 //! 2. a transaction with job id `J ≠ 0` and an escrow output creates `J`
 //!    (`bad-job-duplicate` if `J` exists); any other transaction with job id `J ≠ 0` needs `J`
-//!    to exist (`bad-job-unknown`), as does any spend of an escrow or stake of `J`;
-//! 3. paying: spending an escrow through its first branch (selector `OP_1`) is valid only at
-//!    `h ≥ C + D` (`bad-job-payment-early`) and only if the transaction creates a payment HTLC
-//!    (`bad-job-payment-template`); a payment HTLC may be created only by such a transaction
-//!    (`bad-job-payment-orphan`), and is recorded as a payment of the transaction's job;
-//! 4. claiming: spending a payment HTLC through its first branch (the worker reveals the key)
-//!    is valid only in a transaction whose job id `J` recorded that HTLC as its payment
-//!    (`bad-job-claim-mismatch`), and the transaction must lock at least the claimed value into
-//!    stake outputs for `J` naming the payment's worker and client, each with a window end of
-//!    at least [`JobRecord::dispute_end`]`(h)` (`bad-job-claim-unlocked`), so a fraud proof can
-//!    still void the payment;
+//!    to exist (`bad-job-unknown`), as does any spend of an escrow, payment or stake of `J`
+//!    through its first branch;
+//! 3. paying: spending an escrow of `J` through its first branch (selector `OP_1`) is valid
+//!    only at `h ≥ C + D` (`bad-job-payment-early`) and only if the transaction creates a
+//!    payment HTLC (`bad-job-payment-template`; by rule 1 it is for the transaction's job);
+//!    the HTLCs it creates are recorded as the job's payments;
+//! 4. claiming: spending a payment HTLC of `J` through its first branch (the worker reveals
+//!    the key) is valid only in a transaction whose job id is `J` (`bad-job-claim-mismatch`),
+//!    and that transaction must lock at least the claimed value into stake outputs for `J`
+//!    naming the payment's worker and client, each with a window end of at least
+//!    [`JobRecord::dispute_end`]`(h)` (`bad-job-claim-unlocked`), so a fraud proof can still
+//!    void the payment;
 //! 5. every stake output for `J` created at height `h` must have a window end of at least
 //!    `dispute_end(h) = max(h, C + D) + W` (`bad-job-stake-unlocked`): the worker can never
 //!    reclaim a stake while a fraud proof against it is still admissible;
@@ -179,6 +181,12 @@ pub enum JobError {
         escrow_job: JobId,
         tx_job: JobId,
     },
+    /// A payment HTLC output for a job other than the transaction's.
+    PaymentMismatch {
+        output: usize,
+        payment_job: JobId,
+        tx_job: JobId,
+    },
     /// A stake output for a job other than the transaction's.
     StakeMismatch {
         output: usize,
@@ -198,12 +206,10 @@ pub enum JobError {
     },
     /// An escrow paid by a transaction without a payment HTLC output.
     PaymentTemplate { job_id: JobId, input: usize },
-    /// A payment HTLC output in a transaction that pays no escrow of its job.
-    PaymentOrphan { output: usize, tx_job: JobId },
-    /// A payment HTLC claimed by a transaction whose job did not record it as a payment.
+    /// A payment HTLC of one job claimed by a transaction of another.
     ClaimMismatch {
         input: usize,
-        prev_out: OutPoint,
+        payment_job: JobId,
         tx_job: JobId,
     },
     /// Claimed payments not locked into stake outputs for the dispute window.
@@ -233,12 +239,12 @@ impl JobError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::EscrowMismatch { .. } => "bad-job-escrow-mismatch",
+            Self::PaymentMismatch { .. } => "bad-job-payment-mismatch",
             Self::StakeMismatch { .. } => "bad-job-stake-mismatch",
             Self::Duplicate { .. } => "bad-job-duplicate",
             Self::Unknown { .. } => "bad-job-unknown",
             Self::PaymentEarly { .. } => "bad-job-payment-early",
             Self::PaymentTemplate { .. } => "bad-job-payment-template",
-            Self::PaymentOrphan { .. } => "bad-job-payment-orphan",
             Self::ClaimMismatch { .. } => "bad-job-claim-mismatch",
             Self::ClaimUnlocked { .. } => "bad-job-claim-unlocked",
             Self::StakeUnlocked { .. } => "bad-job-stake-unlocked",
@@ -258,6 +264,14 @@ impl fmt::Display for JobError {
             } => write!(
                 f,
                 "{r}: output {output} escrows for job {escrow_job} in a transaction of job {tx_job}"
+            ),
+            Self::PaymentMismatch {
+                output,
+                payment_job,
+                tx_job,
+            } => write!(
+                f,
+                "{r}: output {output} is a payment for job {payment_job} in a transaction of job {tx_job}"
             ),
             Self::StakeMismatch {
                 output,
@@ -282,18 +296,13 @@ impl fmt::Display for JobError {
                 f,
                 "{r}: input {input} pays job {job_id}'s escrow but no output is a payment HTLC"
             ),
-            Self::PaymentOrphan { output, tx_job } => write!(
-                f,
-                "{r}: output {output} is a payment HTLC but the transaction (job {tx_job}) pays no escrow of its job"
-            ),
             Self::ClaimMismatch {
                 input,
-                prev_out,
+                payment_job,
                 tx_job,
             } => write!(
                 f,
-                "{r}: input {input} claims {}:{}, which is not a payment of job {tx_job}",
-                prev_out.txid, prev_out.vout
+                "{r}: input {input} claims a payment of job {payment_job} in a transaction of job {tx_job}"
             ),
             Self::ClaimUnlocked {
                 job_id,
@@ -349,6 +358,7 @@ enum JobSpend {
     Pay(JobId),
     /// A payment HTLC spent through its claim branch.
     Claim {
+        job_id: JobId,
         worker: PublicKey,
         client: PublicKey,
     },
@@ -370,6 +380,7 @@ fn classify_spend(script_sig: &Script, coin: &Coin) -> Option<JobSpend> {
     match template {
         Template::Escrow(e) => Some(JobSpend::Pay(e.job_id)),
         Template::Payment(p) => Some(JobSpend::Claim {
+            job_id: p.job_id,
             worker: p.worker,
             client: p.client,
         }),
@@ -423,7 +434,18 @@ pub fn check_job_rules(
     height: u32,
     params: &Params,
 ) -> Result<Vec<JobChange>, JobError> {
-    let txid: Txid = tx.txid();
+    check_job_rules_of(tx, tx.txid(), spent, jobs, height, params)
+}
+
+/// [`check_job_rules`] for a transaction whose txid the caller already computed.
+pub(crate) fn check_job_rules_of(
+    tx: &Transaction,
+    txid: Txid,
+    spent: &[Coin],
+    jobs: &impl JobView,
+    height: u32,
+    params: &Params,
+) -> Result<Vec<JobChange>, JobError> {
     let tx_job = tx.job_id;
     let templates: Vec<Option<Template>> = tx
         .outputs
@@ -431,13 +453,20 @@ pub fn check_job_rules(
         .map(|o| classify(&o.script_pubkey))
         .collect();
 
-    // Rule 1: escrow and stake outputs name the transaction's job.
+    // Rule 1: escrow, payment and stake outputs name the transaction's job.
     for (output, t) in templates.iter().enumerate() {
         match t {
             Some(Template::Escrow(e)) if e.job_id != tx_job => {
                 return Err(JobError::EscrowMismatch {
                     output,
                     escrow_job: e.job_id,
+                    tx_job,
+                });
+            }
+            Some(Template::Payment(p)) if p.job_id != tx_job => {
+                return Err(JobError::PaymentMismatch {
+                    output,
+                    payment_job: p.job_id,
                     tx_job,
                 });
             }
@@ -507,7 +536,6 @@ pub fn check_job_rules(
         .iter()
         .any(|t| matches!(t, Some(Template::Payment(_))));
     let mut pays_own_escrow = false;
-    let mut paid: Vec<JobId> = Vec::new();
     let mut disputed: Vec<JobId> = Vec::new();
     // Claimed value per (worker, client) pair.
     let mut claims: Vec<(PublicKey, PublicKey, Amount)> = Vec::new();
@@ -530,18 +558,19 @@ pub fn check_job_rules(
                 if !has_payment_output {
                     return Err(JobError::PaymentTemplate { job_id, input });
                 }
+                // Paying another job's escrow fails its script (`OP_CHECKJOBVERIFY`).
                 pays_own_escrow |= job_id == tx_job;
-                paid.push(job_id);
             }
-            Some(JobSpend::Claim { worker, client }) => {
-                let recorded = !tx_job.is_zero()
-                    && record_of(&mut changes, tx_job)?
-                        .payments
-                        .contains(&txin.prev_out);
-                if !recorded {
+            Some(JobSpend::Claim {
+                job_id,
+                worker,
+                client,
+            }) => {
+                record_of(&mut changes, job_id)?;
+                if job_id != tx_job {
                     return Err(JobError::ClaimMismatch {
                         input,
-                        prev_out: txin.prev_out,
+                        payment_job: job_id,
                         tx_job,
                     });
                 }
@@ -569,15 +598,6 @@ pub fn check_job_rules(
                 disputed.push(job_id);
             }
         }
-    }
-
-    // Rule 3: payment HTLCs only from a transaction paying its own job's escrow.
-    if !pays_own_escrow
-        && let Some(output) = templates
-            .iter()
-            .position(|t| matches!(t, Some(Template::Payment(_))))
-    {
-        return Err(JobError::PaymentOrphan { output, tx_job });
     }
 
     // Stake outputs are for `tx_job` (rule 1); they must lock past the dispute window.
@@ -649,11 +669,6 @@ pub fn check_job_rules(
             record.claimed_height.get_or_insert(height);
         }
     }
-    for job_id in paid {
-        if let Some(change) = changes.get_mut(&job_id) {
-            change.after.paid_height.get_or_insert(height);
-        }
-    }
     for job_id in disputed {
         if let Some(change) = changes.get_mut(&job_id) {
             change.after.disputed_height.get_or_insert(height);
@@ -714,8 +729,9 @@ mod tests {
         .script_pubkey()
     }
 
-    fn payment() -> Script {
+    fn payment(j: JobId) -> Script {
         Payment {
+            job_id: j,
             key_hash: [7; 32],
             worker: key(2),
             client: key(1),
@@ -956,7 +972,7 @@ mod tests {
         let j = job(1);
         let jobs = jobs_with(j, JobRecord::new(100, OutPoint::NULL));
         let spent = [coin(escrow(j), 50, 100)];
-        let pay = tx(j, vec![(1, first())], vec![out(50, payment())]);
+        let pay = tx(j, vec![(1, first())], vec![out(50, payment(j))]);
         let changes = check_job_rules(&pay, &spent, &jobs, 110, &p).unwrap();
         assert_eq!(
             changes[0].after.payments,
@@ -984,19 +1000,22 @@ mod tests {
             vec![out(50, p2pkh(&[0; 20]))],
         );
         assert_eq!(check_job_rules(&refund, &spent, &jobs, 101, &p), Ok(vec![]));
-        // A payment HTLC anywhere else is an orphan.
-        let orphan = tx(j, vec![], vec![out(50, payment())]);
+        // A payment HTLC funded from elsewhere is fine, but only for the transaction's job.
+        let direct = tx(j, vec![], vec![out(50, payment(j))]);
+        assert_eq!(check_job_rules(&direct, &[], &jobs, 105, &p), Ok(vec![]));
+        let foreign = tx(j, vec![], vec![out(50, payment(job(2)))]);
         assert_eq!(
-            check_job_rules(&orphan, &[], &jobs, 110, &p),
-            Err(JobError::PaymentOrphan {
+            check_job_rules(&foreign, &[], &jobs, 110, &p),
+            Err(JobError::PaymentMismatch {
                 output: 0,
+                payment_job: job(2),
                 tx_job: j
             })
         );
-        let orphan0 = tx(JobId::ZERO, vec![], vec![out(50, payment())]);
+        let untagged = tx(JobId::ZERO, vec![], vec![out(50, payment(j))]);
         assert_eq!(
-            reason(check_job_rules(&orphan0, &[], &jobs, 110, &p)),
-            "bad-job-payment-orphan"
+            reason(check_job_rules(&untagged, &[], &jobs, 110, &p)),
+            "bad-job-payment-mismatch"
         );
         // Paying the escrow of an unknown job.
         let unknown = [coin(escrow(job(3)), 50, 100)];
@@ -1010,11 +1029,8 @@ mod tests {
     fn claim_rules() {
         let p = params();
         let j = job(1);
-        let htlc = OutPoint::new(Txid::hash(&[1]), 0);
-        let mut record = JobRecord::new(100, OutPoint::NULL);
-        record.payments.push(htlc);
-        let jobs = jobs_with(j, record);
-        let spent = [coin(payment(), 50, 112)];
+        let jobs = jobs_with(j, JobRecord::new(100, OutPoint::NULL));
+        let spent = [coin(payment(j), 50, 112)];
         // Claimed at 113: disputes on the locked payment close at 113 + 15 = 128.
         let claim = tx(j, vec![(1, first())], vec![out(50, stake(j, 128))]);
         let changes = check_job_rules(&claim, &spent, &jobs, 113, &p).unwrap();
@@ -1056,20 +1072,39 @@ mod tests {
             reason(check_job_rules(&escape, &spent, &jobs, 113, &p)),
             "bad-job-claim-unlocked"
         );
-        // Only a recorded payment of the transaction's job may be claimed.
-        let unbound = tx(
+        // Only a transaction of the payment's job may claim it.
+        let untagged = tx(
             JobId::ZERO,
             vec![(1, first())],
             vec![out(50, p2pkh(&[0; 20]))],
         );
         assert_eq!(
-            reason(check_job_rules(&unbound, &spent, &jobs, 113, &p)),
-            "bad-job-claim-mismatch"
+            check_job_rules(&untagged, &spent, &jobs, 113, &p),
+            Err(JobError::ClaimMismatch {
+                input: 0,
+                payment_job: j,
+                tx_job: JobId::ZERO
+            })
         );
-        let foreign = tx(j, vec![(2, first())], vec![out(50, stake(j, 128))]);
+        // The branch selector decides, not the scriptSig's other items: a claim revealing a
+        // key of another length (the worker chose the hash) is still a claim.
+        let mut odd_key = vec![1, 0xaa, 33];
+        odd_key.extend_from_slice(&[0x5a; 33]);
+        odd_key.push(OP_1);
+        let odd = tx(
+            j,
+            vec![(1, Script::new(odd_key))],
+            vec![out(50, p2pkh(&[0; 20]))],
+        );
         assert_eq!(
-            reason(check_job_rules(&foreign, &spent, &jobs, 113, &p)),
-            "bad-job-claim-mismatch"
+            reason(check_job_rules(&odd, &spent, &jobs, 113, &p)),
+            "bad-job-claim-unlocked"
+        );
+        // A payment of an unknown job.
+        let unknown = [coin(payment(job(4)), 50, 112)];
+        assert_eq!(
+            reason(check_job_rules(&claim, &unknown, &jobs, 113, &p)),
+            "bad-job-unknown"
         );
         // The client's refund branch of the HTLC is free.
         let back = tx(

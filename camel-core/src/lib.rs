@@ -12,9 +12,9 @@
 //!   recognises the standard output scripts (P2PKH, job escrow, payment, stake, data carrier).
 //! - [`pow`]: 256-bit targets, compact `bits`, chain work and difficulty retargeting.
 //! - [`merkle`]: merkle roots with mutation (CVE-2012-2459) detection.
-//! - [`block`]: the 80-byte header and blocks.
+//! - [`block`]: the 80-byte header, the miner's midstate, blocks and the coinbase height commitment.
 //! - [`params`]: network parameters (main, test, regtest) and their genesis blocks.
-//! - [`validation`]: context-free checks of transactions and blocks, with named rejection reasons.
+//! - [`validation`]: context-free and contextual checks of transactions and blocks, with named rejection reasons.
 //! - [`utxo`]: coins, the `UtxoView` trait, UTXO-set entry encoding and the UTXO-set hash.
 //! - [`jobs`]: job records, the `JobView` trait and the consensus job rules (escrow, payment, stake, dispute).
 //! - [`contextual`]: checks against the chain and the UTXO set, and `connect_block`'s changeset.

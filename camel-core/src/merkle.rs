@@ -166,6 +166,18 @@ mod tests {
 
     proptest! {
         #[test]
+        fn repeating_the_tail_of_an_odd_level_is_flagged(n in 1usize..30) {
+            let txids: Vec<Txid> = (0..n).map(|i| Txid::hash(&i.to_le_bytes())).collect();
+            let (root, mutated) = merkle_root(&txids);
+            prop_assert!(!mutated);
+            if n % 2 == 1 && n > 1 {
+                let mut longer = txids.clone();
+                longer.push(txids[n - 1]);
+                prop_assert_eq!(merkle_root(&longer), (root, true));
+            }
+        }
+
+        #[test]
         fn branches_verify(n in 1usize..40, pick in any::<proptest::sample::Index>()) {
             let txids: Vec<Txid> = (0..n).map(|i| Txid::hash(&i.to_le_bytes())).collect();
             let (root, _) = merkle_root(&txids);

@@ -205,6 +205,11 @@ impl Params {
         }
     }
 
+    /// The network's name: `main`, `test` or `regtest`.
+    pub fn name(&self) -> &'static str {
+        self.network.name()
+    }
+
     /// The same parameters with other job windows (for regtest and tests: on main or test
     /// this makes an incompatible chain).
     #[must_use]
@@ -309,21 +314,6 @@ mod tests {
             .map(|n| Params::new(*n).genesis_hash)
             .collect();
         assert_eq!(hashes.len(), 3);
-    }
-
-    /// Finds genesis nonces; run with `--ignored --nocapture` after changing a genesis field.
-    #[test]
-    #[ignore]
-    fn mine_genesis() {
-        for net in Network::ALL {
-            let p = Params::new(net);
-            let h = p.genesis_block().header;
-            let (nonce, hash) = h.midstate().find_nonce(&p.pow_limit, 0, u32::MAX).unwrap();
-            println!(
-                "{net}: nonce {nonce} hash {hash} bytes {:?}",
-                hash.to_byte_array()
-            );
-        }
     }
 
     #[test]

@@ -610,6 +610,46 @@ pub fn next_bits(
     Ok(new.to_compact())
 }
 
+/// Why the required `bits` of a block could not be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetargetError {
+    /// The parent's `bits` do not decode.
+    BadBits(CompactError),
+    /// The time of the ancestor at this height was not available.
+    MissingAncestor(u32),
+}
+
+impl fmt::Display for RetargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadBits(e) => write!(f, "parent {e}"),
+            Self::MissingAncestor(h) => {
+                write!(f, "time of the ancestor at height {h} is not known")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RetargetError {}
+
+/// The `bits` the block at `height` (> 0) must carry: its parent's `bits`, except at a retarget
+/// height, where it is [`next_bits`] over the span from the ancestor at
+/// [`retarget_first_height`] to the parent. `time_at_height` looks up an ancestor's time on the
+/// block's own chain; it is called at most once.
+pub fn required_bits(
+    params: &Params,
+    height: u32,
+    parent_bits: u32,
+    parent_time: u32,
+    time_at_height: impl FnOnce(u32) -> Option<u32>,
+) -> Result<u32, RetargetError> {
+    let Some(first) = retarget_first_height(params, height) else {
+        return Ok(parent_bits);
+    };
+    let first_time = time_at_height(first).ok_or(RetargetError::MissingAncestor(first))?;
+    next_bits(params, parent_bits, first_time, parent_time).map_err(RetargetError::BadBits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,6 +845,34 @@ mod tests {
     }
 
     #[test]
+    fn required_bits_looks_up_the_span_start() {
+        let p = Params::main();
+        let never = |_: u32| -> Option<u32> { panic!("no lookup expected") };
+        assert_eq!(
+            required_bits(&p, 2015, 0x1d00_ffff, 5, never),
+            Ok(0x1d00_ffff)
+        );
+        let mut asked = None;
+        let bits = required_bits(&p, 4032, 0x1d00_ffff, 1_000 + 2016 * 60, |h| {
+            asked = Some(h);
+            Some(1_000)
+        });
+        assert_eq!((bits, asked), (Ok(0x1d00_ffff), Some(2015)));
+        assert_eq!(
+            required_bits(&p, 2016, 0x1d00_ffff, 0, |_| None),
+            Err(RetargetError::MissingAncestor(0))
+        );
+        assert_eq!(
+            required_bits(&p, 2016, 0x0492_3456, 0, |_| Some(0)),
+            Err(RetargetError::BadBits(CompactError::Negative(0x0492_3456)))
+        );
+        assert_eq!(
+            required_bits(&Params::regtest(), 2016, 0x207f_ffff, 0, never),
+            Ok(0x207f_ffff)
+        );
+    }
+
+    #[test]
     fn retarget_clamps_and_caps() {
         let p = Params::main();
         let expected = 2016 * 60;
@@ -890,6 +958,18 @@ mod tests {
             let back = a.shl_bits(s).shr_bits(s);
             if s < 256 && a.bits() + s <= 256 { prop_assert_eq!(back, a); }
             prop_assert_eq!(a.shr_bits(s).shl_bits(s) <= a, true);
+        }
+
+        #[test]
+        fn next_bits_matches_a_u128_model(mantissa in 1u32..0x80_0000, exponent in 3u32..=8, first: u32, last: u32) {
+            // Targets below 2^64 keep old × actual (actual < 2^19) inside a u128.
+            let p = Params::main();
+            let bits = (exponent << 24) | mantissa;
+            let old = u128::from(mantissa) << (8 * (exponent - 3));
+            let expected = 2016u128 * 60;
+            let span = (i64::from(last) - i64::from(first)).clamp(expected as i64 / 4, expected as i64 * 4) as u128;
+            let new = from_u128(old * span / expected);
+            prop_assert_eq!(next_bits(&p, bits, first, last), Ok(Target::from_u256(new).to_compact()));
         }
 
         #[test]

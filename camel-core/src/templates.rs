@@ -4,13 +4,13 @@
 //! |---|---|
 //! | P2PKH | `OP_DUP OP_HASH160 <pkh:20> OP_EQUALVERIFY OP_CHECKSIG` |
 //! | escrow | `OP_IF <J:32> OP_CHECKJOBVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ELSE <refund_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
-//! | payment | `OP_IF OP_SHA256 <key_hash:32> OP_EQUALVERIFY <worker:33> OP_CHECKSIG OP_ELSE <timeout_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
+//! | payment | `OP_IF <J:32> OP_CHECKJOBVERIFY OP_DROP OP_SHA256 <key_hash:32> OP_EQUALVERIFY <worker:33> OP_CHECKSIG OP_ELSE <timeout_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <client:33> OP_CHECKSIG OP_ENDIF` |
 //! | stake | `OP_IF <J:32> <worker:33> OP_CHECKFRAUDPROOFVERIFY <client:33> OP_CHECKSIG OP_ELSE <window_end_height> OP_CHECKLOCKTIMEVERIFY OP_DROP <worker:33> OP_CHECKSIG OP_ENDIF` |
 //! | data carrier | `OP_RETURN <data: 0..=80 bytes>` |
 //!
 //! Heights are script numbers pushed minimally ([`Builder::push_int`]). [`classify`] accepts
 //! exactly the bytes these builders produce and nothing else, so "standard" has one encoding.
-//! `docs/protocol-script.md` describes how the job protocol strings them together.
+//! `docs/protocol.md` section 8 describes how the job protocol strings them together.
 
 use core::fmt;
 
@@ -63,10 +63,12 @@ pub struct Escrow {
     pub refund_height: u32,
 }
 
-/// The payment HTLC: the worker claims it by revealing the delivery key whose SHA-256 is
-/// `key_hash`; the client takes it back from `timeout_height` on.
+/// The payment HTLC for job `job_id`: the worker claims it, in a transaction whose job id is
+/// `job_id`, by revealing the delivery key whose SHA-256 is `key_hash`; the client takes it
+/// back from `timeout_height` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payment {
+    pub job_id: JobId,
     pub key_hash: [u8; 32],
     pub worker: PublicKey,
     pub client: PublicKey,
@@ -183,6 +185,9 @@ impl Payment {
     pub fn script_pubkey(&self) -> Script {
         Builder::new()
             .push_opcode(OP_IF)
+            .push_array(self.job_id.as_bytes())
+            .push_opcode(OP_CHECKJOBVERIFY)
+            .push_opcode(OP_DROP)
             .push_opcode(OP_SHA256)
             .push_array(&self.key_hash)
             .push_opcode(OP_EQUALVERIFY)
@@ -203,7 +208,8 @@ impl Payment {
         sha256(delivery_key)
     }
 
-    /// `<worker_sig> <delivery_key> OP_1`: the worker's claim, revealing the key.
+    /// `<worker_sig> <delivery_key> OP_1`: the worker's claim, revealing the key (its
+    /// transaction's job id must be `job_id`).
     pub fn claim_script_sig(
         worker_sig: &[u8],
         delivery_key: &[u8; 32],
@@ -282,6 +288,56 @@ pub fn input_signature(
     Ok(sig)
 }
 
+/// Which branch of a standard template an input takes, read from its scriptSig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpendPath {
+    P2pkh,
+    /// The client's payment out of an escrow.
+    EscrowPay,
+    EscrowRefund,
+    /// The worker's claim of a payment, revealing the delivery key.
+    PaymentClaim {
+        delivery_key: [u8; 32],
+    },
+    PaymentRefund,
+    /// The client's slash of a stake with fraud-proof evidence.
+    StakeSlash {
+        evidence: Vec<u8>,
+    },
+    StakeReclaim,
+}
+
+/// The branch `script_sig` takes through an output of `template`, `None` if it does not have the
+/// shape of one of that template's spending scriptSigs (data carriers have none).
+///
+/// Exact for inputs that passed verification: the clean-stack, minimal-push and MINIMALIF rules
+/// leave a valid spend no other shape. The job rules and the job pool use it to see payments,
+/// claims, slashes and refunds.
+pub fn spend_path(template: &Template, script_sig: &Script) -> Option<SpendPath> {
+    let ins: Vec<Instruction<'_>> = script_sig.instructions().collect::<Result<_, _>>().ok()?;
+    let [first, rest @ ..] = ins.as_slice() else {
+        return None;
+    };
+    pushed_bytes(first)?;
+    let path = match (template, rest) {
+        (Template::P2pkh { .. }, [Instruction::Push(pk)]) if pk.len() == 33 => SpendPath::P2pkh,
+        (Template::Escrow(_), [Instruction::Op(OP_1)]) => SpendPath::EscrowPay,
+        (Template::Escrow(_), [Instruction::Push([])]) => SpendPath::EscrowRefund,
+        (Template::Payment(_), [Instruction::Push(key), Instruction::Op(OP_1)]) => {
+            SpendPath::PaymentClaim {
+                delivery_key: (*key).try_into().ok()?,
+            }
+        }
+        (Template::Payment(_), [Instruction::Push([])]) => SpendPath::PaymentRefund,
+        (Template::Stake(_), [evidence, Instruction::Op(OP_1)]) => SpendPath::StakeSlash {
+            evidence: pushed_bytes(evidence)?,
+        },
+        (Template::Stake(_), [Instruction::Push([])]) => SpendPath::StakeReclaim,
+        _ => return None,
+    };
+    Some(path)
+}
+
 /// Recognises a standard scriptPubKey in exactly the encoding the builders above produce.
 pub fn classify(script: &Script) -> Option<Template> {
     let ins: Vec<Instruction<'_>> = script.instructions().collect::<Result<_, _>>().ok()?;
@@ -317,6 +373,9 @@ pub fn classify(script: &Script) -> Option<Template> {
         }),
         [
             Instruction::Op(OP_IF),
+            Instruction::Push(job),
+            Instruction::Op(OP_CHECKJOBVERIFY),
+            Instruction::Op(OP_DROP),
             Instruction::Op(OP_SHA256),
             Instruction::Push(key_hash),
             Instruction::Op(OP_EQUALVERIFY),
@@ -330,6 +389,7 @@ pub fn classify(script: &Script) -> Option<Template> {
             Instruction::Op(OP_CHECKSIG),
             Instruction::Op(OP_ENDIF),
         ] => Template::Payment(Payment {
+            job_id: job_id(job)?,
             key_hash: (*key_hash).try_into().ok()?,
             worker: PublicKey::from_slice(worker).ok()?,
             client: PublicKey::from_slice(client).ok()?,
@@ -427,6 +487,7 @@ mod tests {
                 refund_height: h,
             }));
             v.push(Template::Payment(Payment {
+                job_id: j,
                 key_hash: [0x11; 32],
                 worker: w,
                 client: c,
@@ -477,13 +538,17 @@ mod tests {
         );
         assert_eq!(
             hex(Payment {
+                job_id: j,
                 key_hash: [0x11; 32],
                 worker: w,
                 client: c,
                 timeout_height: 5
             }
             .script_pubkey()),
-            format!("63a820{}8821{wh}ac6755b17521{ch}ac68", "11".repeat(32))
+            format!(
+                "6320{jh}b375a820{}8821{wh}ac6755b17521{ch}ac68",
+                "11".repeat(32)
+            )
         );
         assert_eq!(
             hex(Stake {
@@ -523,6 +588,7 @@ mod tests {
         .script_pubkey()
         .into_bytes();
         let payment = Payment {
+            job_id: j,
             key_hash: [0x11; 32],
             worker: w,
             client: c,
@@ -542,7 +608,16 @@ mod tests {
                 starts.push(it.offset());
             }
             starts.pop();
-            assert_eq!(starts.len(), if base.len() == 25 { 5 } else { 13 });
+            assert_eq!(
+                starts.len(),
+                if base.len() == 25 {
+                    5
+                } else if *base == payment {
+                    16
+                } else {
+                    13
+                }
+            );
             for &i in &starts {
                 for flip in [0x01, 0x80, 0xff] {
                     let mut m = base.clone();
@@ -629,6 +704,139 @@ mod tests {
             .push_opcode(OP_ENDIF)
             .into_script()
             .into_bytes()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn classify_never_panics_and_only_accepts_its_own_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let s = Script::new(bytes);
+            if let Some(t) = classify(&s) {
+                proptest::prop_assert_eq!(t.script_pubkey().unwrap(), s);
+            }
+        }
+
+        #[test]
+        fn templates_roundtrip_for_any_parameters(
+            job in proptest::prelude::any::<[u8; 32]>(),
+            hash in proptest::prelude::any::<[u8; 32]>(),
+            height in proptest::prelude::any::<u32>(),
+            c in 1u8..=254,
+            w in 1u8..=254,
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=MAX_DATA_CARRIER_SIZE),
+        ) {
+            let (job_id, client, worker) = (JobId::from_byte_array(job), key(c), key(w));
+            for t in [
+                Template::P2pkh { pubkey_hash: hash[..20].try_into().unwrap() },
+                Template::Escrow(Escrow { job_id, client, refund_height: height }),
+                Template::Payment(Payment { job_id, key_hash: hash, worker, client, timeout_height: height }),
+                Template::Stake(Stake { job_id, worker, client, window_end_height: height }),
+                Template::DataCarrier(data.clone()),
+            ] {
+                let s = t.script_pubkey().unwrap();
+                proptest::prop_assert_eq!(classify(&s), Some(t));
+            }
+        }
+    }
+
+    #[test]
+    fn spend_paths() {
+        let (c, w) = (key(1), key(2));
+        let j = JobId::from_byte_array([0xab; 32]);
+        let sig = [0x30, 0x06, 1, 2, 3, 4, 5, 6, SIGHASH_ALL];
+        let p2 = Template::P2pkh {
+            pubkey_hash: c.pubkey_hash(),
+        };
+        let escrow = Template::Escrow(Escrow {
+            job_id: j,
+            client: c,
+            refund_height: 9,
+        });
+        let payment = Template::Payment(Payment {
+            job_id: j,
+            key_hash: [0x11; 32],
+            worker: w,
+            client: c,
+            timeout_height: 9,
+        });
+        let stake = Template::Stake(Stake {
+            job_id: j,
+            worker: w,
+            client: c,
+            window_end_height: 9,
+        });
+        let data = Template::DataCarrier(vec![1]);
+        let refund = Escrow::refund_script_sig(&sig).unwrap();
+        let cases = [
+            (
+                &p2,
+                p2pkh_script_sig(&sig, &c).unwrap(),
+                Some(SpendPath::P2pkh),
+            ),
+            (
+                &escrow,
+                Escrow::pay_script_sig(&sig).unwrap(),
+                Some(SpendPath::EscrowPay),
+            ),
+            (&escrow, refund.clone(), Some(SpendPath::EscrowRefund)),
+            (
+                &payment,
+                Payment::claim_script_sig(&sig, &[9; 32]).unwrap(),
+                Some(SpendPath::PaymentClaim {
+                    delivery_key: [9; 32],
+                }),
+            ),
+            (
+                &payment,
+                Payment::refund_script_sig(&sig).unwrap(),
+                Some(SpendPath::PaymentRefund),
+            ),
+            (
+                &stake,
+                Stake::slash_script_sig(&sig, b"evidence").unwrap(),
+                Some(SpendPath::StakeSlash {
+                    evidence: b"evidence".to_vec(),
+                }),
+            ),
+            (
+                &stake,
+                Stake::slash_script_sig(&sig, &[5]).unwrap(),
+                Some(SpendPath::StakeSlash { evidence: vec![5] }),
+            ),
+            (
+                &stake,
+                Stake::reclaim_script_sig(&sig).unwrap(),
+                Some(SpendPath::StakeReclaim),
+            ),
+            (
+                &stake,
+                Stake::reclaim_script_sig(&[]).unwrap(),
+                Some(SpendPath::StakeReclaim),
+            ),
+            // Wrong shapes.
+            (&data, refund.clone(), None),
+            (&p2, refund.clone(), None),
+            (&escrow, Script::new(vec![OP_1]), None),
+            (&escrow, Script::new(vec![OP_DUP, OP_1]), None),
+            (&escrow, Script::new(vec![OP_0, 0x52]), None),
+            (
+                &payment,
+                // A claim without its branch selector.
+                Builder::new()
+                    .push_slice(&sig)
+                    .unwrap()
+                    .push_array(&[9; 32])
+                    .into_script(),
+                None,
+            ),
+            (&payment, Escrow::pay_script_sig(&sig).unwrap(), None),
+            (&stake, Script::new(vec![OP_0, 0x02, 0xab]), None),
+            (&stake, Script::default(), None),
+        ];
+        for (template, script_sig, want) in cases {
+            assert_eq!(spend_path(template, &script_sig), want, "{script_sig}");
+        }
     }
 
     #[test]

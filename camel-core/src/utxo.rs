@@ -134,8 +134,9 @@ impl UtxoSetHasher {
     /// hash can only be computed over a set in canonical order.
     pub fn add(&mut self, outpoint: &OutPoint, coin: &Coin) -> Result<(), UnsortedEntry> {
         let mut key = [0u8; 36];
-        let encoded = encode_to_vec(outpoint);
-        key.copy_from_slice(encoded.get(..36).unwrap_or(&[0u8; 36]));
+        let (txid, vout) = key.split_at_mut(32);
+        txid.copy_from_slice(outpoint.txid.as_bytes());
+        vout.copy_from_slice(&outpoint.vout.to_le_bytes());
         if self.last.is_some_and(|last| key <= last) {
             return Err(UnsortedEntry {
                 outpoint: *outpoint,
@@ -307,6 +308,11 @@ mod tests {
         let mut concat = ea.clone();
         concat.extend_from_slice(&utxo_entry_bytes(&b, &cb));
         let expected = Hash256::from_byte_array(sha256(&concat));
+        // Computed independently (Python hashlib over the hand-written entry bytes).
+        assert_eq!(
+            expected.to_string(),
+            "25b881d15aba55bcebb3e6c543b6aab054fe9aacd2c068bd8dbf9948713cd52d"
+        );
         assert_eq!(h.finish(), expected);
         assert_eq!(utxo_set_hash([(&b, &cb), (&a, &ca)]), expected);
         let mut wrong_order = UtxoSetHasher::new();

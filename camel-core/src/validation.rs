@@ -242,14 +242,21 @@ impl BlockRejection {
         }
     }
 
-    /// Whether the header itself is invalid (and may be marked so), as opposed to a block
-    /// body that does not match a possibly valid header: a peer can make a header's body
-    /// fail by sending the wrong transactions, so only header failures condemn the hash.
-    /// `time-too-new` is not a header failure: the same header becomes acceptable later.
+    /// Whether the block this header names is invalid for good, so the node may remember its
+    /// hash as invalid and reject its descendants.
+    ///
+    /// False when the body received may simply not be the body the header commits to (no
+    /// transactions, a merkle root mismatch, a mutated list: a peer can cause these for a
+    /// valid header, so fetch the body elsewhere), and for `time-too-new`, which passes later.
+    /// Once the merkle root matches an unmutated list, every later failure is a property of
+    /// the committed block itself.
     pub fn header_invalid(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Self::Pow(_) | Self::UnexpectedBits { .. } | Self::TimeTooOld { .. }
+            Self::Empty
+                | Self::BadMerkleRoot { .. }
+                | Self::MerkleMutated
+                | Self::TimeTooNew { .. }
         )
     }
 }
@@ -745,6 +752,7 @@ mod tests {
         let p = Params::regtest();
         let b = mined(&p, vec![]);
         assert_eq!(check_block(&b, &p), Err(BlockRejection::Empty));
+        assert!(!BlockRejection::Empty.header_invalid());
     }
 
     #[test]
@@ -769,6 +777,7 @@ mod tests {
         dup.txdata.push(dup.txdata[2].clone());
         assert_eq!(dup.compute_merkle_root().0, b.header.merkle_root);
         assert_eq!(check_block(&dup, &p), Err(BlockRejection::MerkleMutated));
+        assert!(!BlockRejection::MerkleMutated.header_invalid());
         // A non-adjacent duplicate changes the root but is still a duplicate.
         let d = mined(&p, vec![coinbase(1), spend(), b.txdata[2].clone(), spend()]);
         assert_eq!(
@@ -826,6 +835,8 @@ mod tests {
         let p = Params::regtest();
         let b = mined(&p, vec![spend()]);
         assert_eq!(block_reason(&b, &p), Some("bad-cb-missing"));
+        // The header commits to this very list: the block is invalid for good.
+        assert!(check_block(&b, &p).unwrap_err().header_invalid());
         let b = mined(&p, vec![coinbase(1), spend(), coinbase(2)]);
         assert_eq!(
             check_block(&b, &p),

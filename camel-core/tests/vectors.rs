@@ -10,7 +10,9 @@ use camel_core::sighash::signature_hash;
 use camel_core::transaction::Transaction;
 
 fn lines(data: &str) -> impl Iterator<Item = Vec<&str>> {
-    data.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(|l| l.split_whitespace().collect())
+    data.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
 }
 
 #[test]
