@@ -103,6 +103,15 @@ impl TipChange {
     }
 }
 
+/// What accepting one block did.
+enum Step {
+    /// Stored; the best chain must be reconsidered.
+    Stored,
+    /// Connected on top of the tip.
+    Connected(Block),
+    Done(Accepted),
+}
+
 /// Result of [`Chain::accept_block`].
 #[derive(Debug)]
 pub struct AcceptOutcome {
@@ -330,17 +339,9 @@ impl Chain {
             chain_work: genesis.header.work(),
             status: status::HAVE_DATA | status::VALID,
         };
-        self.store.put_block(&hash, &entry, &genesis)?;
         // The genesis coinbase pays an unspendable script: it creates no coins.
-        let changes = BlockChanges {
-            spent: vec![],
-            created: vec![],
-            jobs_created: vec![],
-            jobs_updated: vec![],
-            fees: camel_core::Amount::ZERO,
-        };
         self.store
-            .connect_block(&hash, &entry, &genesis, &changes)?;
+            .connect_block(&hash, &entry, &genesis, &BlockChanges::default(), true)?;
         self.index.insert(hash, entry);
         self.active = vec![hash];
         Ok(())
@@ -467,6 +468,13 @@ impl Chain {
         }
     }
 
+    /// Drops candidates that can no longer beat the tip.
+    fn prune_candidates(&mut self) {
+        let (tip_work, tip) = (self.tip_entry().chain_work, self.tip());
+        self.candidates
+            .retain(|(w, _), h| *w > tip_work || *h == tip);
+    }
+
     fn add_candidate(&mut self, hash: BlockHash, work: Work) {
         self.arrival = self.arrival.saturating_add(1);
         self.candidates.insert((work, Reverse(self.arrival)), hash);
@@ -491,13 +499,18 @@ impl Chain {
         while let Some(block) = queue.pop_front() {
             let h = block.block_hash();
             match self.accept_one(block, adjusted_time) {
-                Ok(Accepted::Stored) => {
+                Ok(Step::Stored) => {
                     let (change, invalidated) = self.activate_best()?;
                     outcome.change.append(change);
                     outcome.invalidated.extend(invalidated);
                     queue.extend(self.orphans.take_children(&h));
                 }
-                Ok(other) => {
+                Ok(Step::Connected(block)) => {
+                    outcome.change.connected.push(block);
+                    self.prune_candidates();
+                    queue.extend(self.orphans.take_children(&h));
+                }
+                Ok(Step::Done(other)) => {
                     if first {
                         outcome.accepted = other;
                     }
@@ -514,7 +527,7 @@ impl Chain {
         Ok(outcome)
     }
 
-    fn accept_one(&mut self, block: Block, adjusted_time: u32) -> Result<Accepted, ChainError> {
+    fn accept_one(&mut self, block: Block, adjusted_time: u32) -> Result<Step, ChainError> {
         let hash = block.block_hash();
         if let Some(e) = self.index.get(&hash) {
             if e.is_failed() {
@@ -524,13 +537,18 @@ impl Chain {
                     "block is known to be invalid",
                 ));
             }
-            return Ok(Accepted::Duplicate);
+            return Ok(Step::Done(Accepted::Duplicate));
+        }
+        let parent_hash = block.header.prev_blockhash;
+        if parent_hash == self.tip() {
+            return self
+                .extend_tip(hash, block, adjusted_time)
+                .map(Step::Connected);
         }
         check_block(&block, &self.params).map_err(|e| ChainError::invalid(hash, e.reason(), &e))?;
-        let parent_hash = block.header.prev_blockhash;
         let Some(parent) = self.index.get(&parent_hash).copied() else {
             self.orphans.insert(hash, block);
-            return Ok(Accepted::Orphan);
+            return Ok(Step::Done(Accepted::Orphan));
         };
         let mut entry = IndexEntry {
             header: block.header,
@@ -566,7 +584,57 @@ impl Chain {
         if entry.chain_work > self.tip_entry().chain_work {
             self.add_candidate(hash, entry.chain_work);
         }
-        Ok(Accepted::Stored)
+        Ok(Step::Stored)
+    }
+
+    /// The common case: a block that extends the active tip is validated at once, and
+    /// stored with its index entry, UTXO changes and undo data in one transaction. A block
+    /// that fails is stored marked invalid, unless the failure may be the sender's (a body
+    /// that does not match its header, or a time ahead of our clock): then nothing is kept.
+    fn extend_tip(
+        &mut self,
+        hash: BlockHash,
+        block: Block,
+        adjusted_time: u32,
+    ) -> Result<Block, ChainError> {
+        let parent = self.tip_entry();
+        let mut entry = IndexEntry {
+            header: block.header,
+            height: parent.height.saturating_add(1),
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            status: status::HAVE_DATA,
+        };
+        match self.validate_connect(&block, entry.height, adjusted_time) {
+            Ok(changes) => {
+                entry.status |= status::VALID;
+                self.store
+                    .connect_block(&hash, &entry, &block, &changes, true)?;
+                self.index.insert(hash, entry);
+                self.active.push(hash);
+                Ok(block)
+            }
+            Err(ChainError::Invalid {
+                hash,
+                reason,
+                message,
+            }) => {
+                let senders_fault = matches!(
+                    reason.as_str(),
+                    "bad-txnmrklroot" | "high-hash" | "time-too-new"
+                ) || message.contains("CVE-2012-2459");
+                if !senders_fault {
+                    entry.status |= status::FAILED;
+                    self.store.put_block(&hash, &entry, &block)?;
+                    self.index.insert(hash, entry);
+                }
+                Err(ChainError::Invalid {
+                    hash,
+                    reason,
+                    message,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Switches to the best valid chain; returns the blocks disconnected and connected and
@@ -614,12 +682,7 @@ impl Chain {
                     self.mark_invalid(&bad)?;
                     invalidated.push(e);
                 }
-                None => {
-                    // Prune candidates that can no longer win.
-                    let (tip_work, tip) = (self.tip_entry().chain_work, self.tip());
-                    self.candidates
-                        .retain(|(w, _), h| *w > tip_work || *h == tip);
-                }
+                None => self.prune_candidates(),
             }
         }
         Ok((change, invalidated))
@@ -640,7 +703,8 @@ impl Chain {
             .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
         let changes = self.validate_connect(&block, entry.height, now_or(entry.header.time))?;
         entry.status |= status::VALID;
-        self.store.connect_block(hash, &entry, &block, &changes)?;
+        self.store
+            .connect_block(hash, &entry, &block, &changes, false)?;
         self.index.insert(*hash, entry);
         self.active.push(*hash);
         Ok(block)

@@ -369,16 +369,22 @@ impl Store {
 
     /// Connects `block` (already validated, with the `changes` its validation produced) on
     /// top of the active chain: one transaction updates the UTXO set, job records, undo
-    /// data, indexes, the entry's status and the tip.
+    /// data, indexes, the entry's status and the tip, and stores the block itself when
+    /// `store_body` (a block that extends the tip as it arrives is written once).
     pub fn connect_block(
         &self,
         hash: &BlockHash,
         entry: &IndexEntry,
         block: &Block,
         changes: &BlockChanges,
+        store_body: bool,
     ) -> Result<(), StoreError> {
         let txn = begin_write(&self.db)?;
         {
+            if store_body {
+                txn.open_table(BLOCKS)?
+                    .insert(hash.as_bytes().as_slice(), encode_to_vec(block).as_slice())?;
+            }
             let mut utxo = txn.open_table(UTXO)?;
             let mut addr = txn.open_table(ADDRINDEX)?;
             for (op, coin) in &changes.spent {

@@ -190,3 +190,75 @@ fn a_transaction_conflicting_with_a_block_leaves_the_pool() {
     assert!(a.mempool().get(&in_pool).is_none());
     assert_eq!(a.mempool().len(), 0);
 }
+
+#[test]
+fn a_job_payment_waits_for_its_delay_height() {
+    use camel_core::hash::JobId;
+    use camel_core::sighash::SighashCache;
+    use camel_core::templates::{Escrow, Payment, input_signature};
+    use camel_core::transaction::{SEQUENCE_FINAL, TxIn};
+
+    let d = TempDir::new("mp-job");
+    let (node, coins) = funded(&d, Policy::default(), 1);
+    let client = key(1);
+    let worker = key(5);
+    let job = JobId::hash(b"a job");
+    let escrow = Escrow {
+        job_id: job,
+        client: client.public_key(),
+        refund_height: 10_000,
+    };
+    // The job transaction: the client's coin into the escrow.
+    let job_tx = spend_for_job(
+        &client,
+        &[coins[0].clone()],
+        vec![TxOut {
+            value: amount(coins[0].1.value.to_base() - 10_000),
+            script_pubkey: escrow.script_pubkey(),
+        }],
+        job,
+    );
+    node.submit_tx(job_tx.clone()).unwrap();
+    let created = node.chain().height() + 1;
+    node.generate(1, &script_of(&key(9)), 1).unwrap();
+    // The payment: the escrow into an HTLC for the worker, signed by the client.
+    let escrow_coin = coins_of(&job_tx)[0].clone();
+    let payment_out = TxOut {
+        value: amount(escrow_coin.1.value.to_base() - 10_000),
+        script_pubkey: Payment {
+            job_id: job,
+            key_hash: [7; 32],
+            worker: worker.public_key(),
+            client: client.public_key(),
+            timeout_height: 20_000,
+        }
+        .script_pubkey(),
+    };
+    let mut payment = Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prev_out: escrow_coin.0,
+            script_sig: Script::new(vec![]),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![payment_out],
+        lock_time: 0,
+        job_id: job,
+    };
+    let sig = input_signature(&client, &SighashCache::new(&payment), 0, &escrow_coin.1).unwrap();
+    payment.inputs[0].script_sig = Escrow::pay_script_sig(&sig).unwrap();
+    let minable_from = created + node.params().job_payment_delay;
+    // Too early at every height before the delay; accepted and mined at it.
+    while node.chain().height() + 1 < minable_from {
+        assert_eq!(
+            reason(node.submit_tx(payment.clone()).unwrap_err()),
+            "bad-job-payment-early"
+        );
+        node.generate(1, &script_of(&key(9)), 1).unwrap();
+    }
+    node.submit_tx(payment.clone()).unwrap();
+    let h = node.generate(1, &script_of(&key(9)), 1).unwrap()[0];
+    assert_eq!(node.chain().height(), minable_from);
+    assert!(block(&node, &h).txdata.contains(&payment));
+    assert_eq!(node.mempool().len(), 0);
+}

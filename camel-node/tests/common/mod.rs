@@ -78,6 +78,16 @@ pub fn amount(units: u64) -> Amount {
 
 /// A transaction spending P2PKH `coins` (all locked to `key`) to `outputs`, signed.
 pub fn spend(key: &PrivateKey, coins: &[(OutPoint, TxOut)], outputs: Vec<TxOut>) -> Transaction {
+    spend_for_job(key, coins, outputs, camel_core::JobId::ZERO)
+}
+
+/// [`spend`] with a job id.
+pub fn spend_for_job(
+    key: &PrivateKey,
+    coins: &[(OutPoint, TxOut)],
+    outputs: Vec<TxOut>,
+    job_id: camel_core::JobId,
+) -> Transaction {
     let mut tx = Transaction {
         version: 1,
         inputs: coins
@@ -90,7 +100,7 @@ pub fn spend(key: &PrivateKey, coins: &[(OutPoint, TxOut)], outputs: Vec<TxOut>)
             .collect(),
         outputs,
         lock_time: 0,
-        job_id: camel_core::JobId::ZERO,
+        job_id,
     };
     let sigs: Vec<Vec<u8>> = {
         let cache = SighashCache::new(&tx);
