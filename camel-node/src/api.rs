@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -122,6 +123,14 @@ impl From<NodeError> for ApiError {
 }
 
 type ApiResult = Result<axum::Json<Value>, ApiError>;
+
+fn path_error(e: PathRejection) -> ApiError {
+    ApiError::bad("bad-path", e.body_text())
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    ApiError::new(e.status(), "bad-body", e.body_text())
+}
 
 /// Runs blocking node work off the async threads.
 async fn blocking<T: Send + 'static>(
@@ -234,7 +243,8 @@ async fn chainstate(State(s): State<ApiState>) -> ApiResult {
     .await
 }
 
-async fn block(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn block(State(s): State<ApiState>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id.map_err(path_error)?;
     let node = s.node.clone();
     blocking(move || {
         let chain = node.chain();
@@ -275,7 +285,8 @@ async fn block(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     .await
 }
 
-async fn tx(State(s): State<ApiState>, Path(txid): Path<String>) -> ApiResult {
+async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(txid) = txid.map_err(path_error)?;
     let txid: Txid = txid
         .parse()
         .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))?;
@@ -322,7 +333,11 @@ fn address_script(node: &Node, addr: &str) -> Result<camel_core::script::Script,
         .map_err(|e| ApiError::bad("bad-address", format!("{addr:?}: {e}")))
 }
 
-async fn balance(State(s): State<ApiState>, Path(addr): Path<String>) -> ApiResult {
+async fn balance(
+    State(s): State<ApiState>,
+    addr: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(addr) = addr.map_err(path_error)?;
     let node = s.node.clone();
     blocking(move || {
         let script = address_script(&node, &addr)?;
@@ -343,7 +358,8 @@ async fn balance(State(s): State<ApiState>, Path(addr): Path<String>) -> ApiResu
     .await
 }
 
-async fn utxos(State(s): State<ApiState>, Path(addr): Path<String>) -> ApiResult {
+async fn utxos(State(s): State<ApiState>, addr: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(addr) = addr.map_err(path_error)?;
     let node = s.node.clone();
     blocking(move || {
         let script = address_script(&node, &addr)?;
@@ -419,7 +435,8 @@ fn hex_body<T: Decodable>(body: &[u8], what: &str) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad("bad-encoding", format!("the {what} does not decode: {e}")))
 }
 
-async fn post_tx(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+async fn post_tx(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(body_error)?;
     let tx: Transaction = hex_body(&body, "transaction")?;
     let node = s.node.clone();
     blocking(move || {
@@ -429,8 +446,13 @@ async fn post_tx(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     .await
 }
 
-async fn post_block(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn post_block(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     check_auth(&s, &headers)?;
+    let body = body.map_err(body_error)?;
     let block: Block = hex_body(&body, "block")?;
     let size = block.encoded_len();
     let node = s.node.clone();
@@ -454,7 +476,11 @@ async fn post_block(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) 
     .await
 }
 
-async fn generate(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn generate(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     check_auth(&s, &headers)?;
     if s.node.params().network != Network::Regtest {
         return Err(ApiError::bad(
@@ -468,6 +494,7 @@ async fn generate(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) ->
         n: u32,
         address: String,
     }
+    let body = body.map_err(body_error)?;
     let req: Generate = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(
             "bad-json",

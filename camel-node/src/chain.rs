@@ -791,3 +791,72 @@ impl Chain {
 fn now_or(block_time: u32) -> u32 {
     now().max(block_time)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use camel_core::block::Header;
+    use camel_core::hash::Hash256;
+    use camel_core::params::Params;
+    use camel_core::script::Script;
+    use camel_core::transaction::TxOut;
+
+    /// A block (not valid, the pool does not care) whose coinbase has `outputs` outputs of
+    /// 9,000 script bytes each.
+    fn orphan(parent: u8, n: u32, outputs: usize) -> Block {
+        let out = TxOut {
+            value: camel_core::Amount::ZERO,
+            script_pubkey: Script::new(vec![0x6a; 9_000]),
+        };
+        let coinbase = camel_core::block::build_coinbase(n, b"", vec![out; outputs]).unwrap();
+        Block {
+            header: Header {
+                version: 1,
+                prev_blockhash: BlockHash::hash(&[parent]),
+                merkle_root: Hash256::ZERO,
+                time: n,
+                bits: Params::regtest().pow_limit_bits,
+                nonce: n,
+            },
+            txdata: vec![coinbase],
+        }
+    }
+
+    #[test]
+    fn orphan_pool_is_bounded_by_count_and_bytes() {
+        let mut pool = OrphanPool::default();
+        let blocks: Vec<Block> = (0..MAX_ORPHANS as u32 + 10)
+            .map(|n| orphan((n % 3) as u8, n, 0))
+            .collect();
+        for b in &blocks {
+            pool.insert(b.block_hash(), b.clone());
+        }
+        assert_eq!(pool.blocks.len(), MAX_ORPHANS);
+        // The oldest went first.
+        assert!(!pool.blocks.contains_key(&blocks[0].block_hash()));
+        assert!(
+            pool.blocks
+                .contains_key(&blocks[MAX_ORPHANS + 9].block_hash())
+        );
+        let counted: usize = pool.blocks.values().map(|(_, s)| *s).sum();
+        assert_eq!(pool.bytes, counted);
+        // Children come out by parent, and leave every map.
+        let parent = BlockHash::hash(&[1]);
+        let children = pool.take_children(&parent);
+        assert!(!children.is_empty());
+        assert!(children.iter().all(|b| b.header.prev_blockhash == parent));
+        assert!(pool.take_children(&parent).is_empty());
+        assert_eq!(pool.order.len(), pool.blocks.len());
+        // Big blocks (about 225 kB): the byte bound evicts before the count bound.
+        let mut pool = OrphanPool::default();
+        let per_block = orphan(0, 0, 25).encoded_len();
+        let fit = MAX_ORPHAN_BYTES / per_block;
+        assert!(fit < MAX_ORPHANS);
+        for n in 0..MAX_ORPHANS as u32 {
+            let b = orphan(0, n, 25);
+            pool.insert(b.block_hash(), b);
+        }
+        assert!(pool.bytes <= MAX_ORPHAN_BYTES);
+        assert_eq!(pool.blocks.len(), fit);
+    }
+}

@@ -62,6 +62,8 @@ pub async fn run(
     config: DaemonConfig,
     external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    // Take over SIGINT and SIGTERM before anything can observe the node running.
+    let signals = Signals::install()?;
     let params = Params::new(config.network);
     let dir_path = match &config.data_dir {
         Some(d) => d.clone(),
@@ -154,9 +156,8 @@ pub async fn run(
         })
     };
 
-    let signals = shutdown_signal();
     tokio::select! {
-        _ = signals => tracing::info!("signal received, shutting down"),
+        _ = signals.recv() => tracing::info!("signal received, shutting down"),
         _ = external_shutdown => tracing::info!("shutting down"),
         _ = shutdown_rx.wait_for(|s| *s) => tracing::info!("shutdown requested over the API"),
     }
@@ -179,28 +180,42 @@ pub async fn run(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, handled from the moment they are installed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

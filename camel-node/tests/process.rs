@@ -98,6 +98,13 @@ fn api_and_clean_shutdown() {
     let (status, v) = node.get("/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2/balance");
     assert_eq!(status, 400, "a main-network address on regtest: {v}");
     assert_eq!(node.get("/nowhere").0, 404);
+    // A path that is not UTF-8 after decoding: still a JSON error.
+    let (status, v) = node.get("/block/%FF");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad-path")),
+        "{v}"
+    );
 
     // A transaction spending an immature coinbase: the consensus reason comes back.
     let vout0 = OutPoint::new(coinbase.parse().unwrap(), 0);
