@@ -136,9 +136,17 @@ fn kill_9_during_connects_and_reorgs_loses_nothing() {
     let mut next = 0usize;
     let mut acked: Vec<BlockHash> = Vec::new();
     let mut kills_in_reorg = 0;
+    // How many in-flight blocks had been committed when the process died.
+    let mut in_flight_committed = 0;
+    let mut in_flight: Option<BlockHash> = None;
     for _ in 0..20 {
         let mut node = start(&data, &log, &[]);
         check_state(&node, &seq, &acked);
+        if let Some(h) = in_flight.take()
+            && node.get(&format!("/block/{h}")).0 == 200
+        {
+            in_flight_committed += 1;
+        }
         // Half the kills land on a block that triggers a reorganisation.
         let target = match seq.reorg_triggers.iter().find(|&&t| t >= next) {
             Some(&t) if rng.random_bool(0.5) => t,
@@ -163,7 +171,8 @@ fn kill_9_during_connects_and_reorgs_loses_nothing() {
             &block_body(&seq.blocks[next]),
         )
         .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
+        in_flight = Some(seq.blocks[next].block_hash());
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..6_000)));
         node.kill_9();
     }
     // Restart, deliver everything, and compare with the reference.
@@ -181,7 +190,8 @@ fn kill_9_during_connects_and_reorgs_loses_nothing() {
     assert!(status.success(), "{status}");
     assert!(kills_in_reorg >= 1);
     eprintln!(
-        "{} blocks, 20 kills ({kills_in_reorg} during reorganisations), {:.1} s",
+        "{} blocks, 20 kills ({kills_in_reorg} while a reorganising block was in flight, \
+         {in_flight_committed} after the in-flight block was stored), {:.1} s",
         seq.blocks.len(),
         started.elapsed().as_secs_f64()
     );
