@@ -4,7 +4,8 @@
 //!    every core, one commit) against the bare secp256k1 verify rate over the same
 //!    signatures on the same number of threads;
 //! 2. the miner's hashes per second per core against a bare SHA-256d midstate loop;
-//! 3. the resident memory of the process while it connects many regtest blocks.
+//! 3. the resident memory of a `camel-node` process while it mines and connects many regtest
+//!    blocks.
 //!
 //! Arguments (after `--`): `connect`, `mine`, `memory` to run one part (default: all);
 //! `--blocks N` for the memory run (default 10,000). Without `--bench` (as `cargo test
@@ -29,18 +30,6 @@ fn threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// (public key, DER signature, digest) of every input of `txs`.
@@ -244,30 +233,53 @@ fn mining(run: Duration) {
     }
 }
 
+/// RSS of a `camel-node` process (the release binary) while `POST /generate` makes it mine
+/// and connect `blocks` regtest blocks, sampled every tenth.
 fn memory(blocks: u32) {
     let dir = TempDir::new("bench-memory");
-    let node = open_node(dir.path());
-    let to = script_of(&key(1));
-    println!("\n## Resident memory while connecting {blocks} regtest blocks\n");
-    println!("| blocks connected | RSS (MiB) | store file (MiB) | blocks/s since last row |");
+    let data = dir.path().join("data");
+    let mut node = common::process::start(&data, &dir.path().join("node.log"), &[]);
+    let pid = node.child.id();
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
+    println!("\n## Node process RSS while it mines and connects {blocks} regtest blocks\n");
+    println!("| blocks connected | node RSS (MiB) | store file (MiB) | blocks/s since last row |");
     println!("|---|---|---|---|");
-    let step = (blocks / 10).max(1);
-    let mut last = Instant::now();
-    let file = dir.path().join("chain.redb");
+    println!("| 0 | {:.1} | - | - |", rss() as f64 / 1024.0);
+    let step = (blocks / 10).clamp(1, camel_node::api::MAX_GENERATE);
     let mut done = 0;
     while done < blocks {
         let n = step.min(blocks - done);
-        node.generate(n, &to, 1).unwrap();
+        let start = Instant::now();
+        let (status, body) = node.post(
+            "/generate",
+            true,
+            &format!(r#"{{"n": {n}, "address": "{address}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
         done += n;
-        let rate = f64::from(n) / last.elapsed().as_secs_f64();
-        last = Instant::now();
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(data.join("chain.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         println!(
-            "| {done} | {:.1} | {:.1} | {rate:.0} |",
-            rss_kib() as f64 / 1024.0,
-            size as f64 / 1048576.0
+            "| {done} | {:.1} | {:.1} | {:.0} |",
+            rss() as f64 / 1024.0,
+            size as f64 / 1048576.0,
+            f64::from(n) / start.elapsed().as_secs_f64()
         );
     }
+    let status = node.signal_and_wait("TERM", Duration::from_secs(30));
+    assert!(status.success());
 }
 
 fn main() {
