@@ -36,8 +36,8 @@ use camel_core::script::Script;
 use camel_core::transaction::OutPoint;
 use camel_core::utxo::{Coin, UtxoSetHasher, UtxoView};
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -477,8 +477,11 @@ impl Store {
 
     /// A read snapshot: UTXO and job lookups, indexes.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let txn = self.db.begin_read()?;
         Ok(Snapshot {
-            txn: self.db.begin_read()?,
+            utxo: txn.open_table(UTXO)?,
+            jobs: txn.open_table(JOBS)?,
+            txn,
             error: RefCell::new(None),
         })
     }
@@ -512,6 +515,9 @@ impl Store {
 #[derive(Debug)]
 pub struct Snapshot {
     txn: ReadTransaction,
+    /// Opened once: a block's validation looks up thousands of coins.
+    utxo: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    jobs: ReadOnlyTable<&'static [u8], &'static [u8]>,
     error: RefCell<Option<StoreError>>,
 }
 
@@ -532,16 +538,14 @@ impl Snapshot {
     }
 
     pub fn try_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        let table = self.txn.open_table(UTXO)?;
-        match table.get(encode_to_vec(outpoint).as_slice())? {
+        match self.utxo.get(encode_to_vec(outpoint).as_slice())? {
             Some(v) => Ok(Some(decode_from_slice(v.value()).map_err(corrupt("coin"))?)),
             None => Ok(None),
         }
     }
 
     pub fn try_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let table = self.txn.open_table(JOBS)?;
-        match table.get(id.as_bytes().as_slice())? {
+        match self.jobs.get(id.as_bytes().as_slice())? {
             Some(v) => Ok(Some(
                 decode_from_slice(v.value()).map_err(corrupt("job record"))?,
             )),
@@ -586,7 +590,6 @@ impl Snapshot {
         let mut hi = prefix.to_vec();
         hi.extend_from_slice(&[0xffu8; 36]);
         let index = self.txn.open_table(ADDRINDEX)?;
-        let utxo = self.txn.open_table(UTXO)?;
         let mut out = Vec::new();
         for item in index.range(lo.as_slice()..=hi.as_slice())? {
             if out.len() >= limit {
@@ -595,7 +598,8 @@ impl Snapshot {
             let (k, _) = item?;
             let op_bytes = k.value().get(32..).unwrap_or_default();
             let op: OutPoint = decode_from_slice(op_bytes).map_err(corrupt("address index"))?;
-            let coin = utxo
+            let coin = self
+                .utxo
                 .get(op_bytes)?
                 .ok_or_else(|| StoreError::Missing(format!("coin {}:{}", op.txid, op.vout)))?;
             out.push((
