@@ -119,18 +119,41 @@ fn connect(n_txs: usize) {
         let tip = node.chain().tip();
         let block = block_on(&node.chain(), tip, txs, 1_000 * n_txs as u64, &to_k, 0);
         let size = camel_core::encode::encode_to_vec(&block).len();
+        // Where the time goes: inputs and rules without scripts, then all of validation.
+        let breakdown = {
+            let chain = node.chain();
+            let ctx = chain.context_after(&tip, camel_node::chain::now()).unwrap();
+            let snap = node.store().snapshot().unwrap();
+            let t0 = Instant::now();
+            let (_, checks) =
+                camel_core::contextual::connect_block(&block, &ctx, &snap, &snap, chain.params())
+                    .unwrap();
+            let rules = t0.elapsed();
+            let t1 = Instant::now();
+            camel_node::chain::run_script_checks(
+                &checks,
+                &camel_core::interpreter::NoFraudProofs,
+                t,
+            )
+            .unwrap();
+            let scripts = t1.elapsed();
+            (rules, scripts)
+        };
         let start = Instant::now();
         node.submit_block(block).unwrap();
         let took = start.elapsed();
         let ratio = bare.as_secs_f64() / took.as_secs_f64();
         ratios.push(ratio);
         println!(
-            "| {} | {size} | {:.1} ms ({:.0} sig/s) | {:.1} ms ({:.0} tx/s) | {ratio:.2} |",
+            "| {} | {size} | {:.1} ms ({:.0} sig/s) | {:.1} ms | {:.1} ms | {:.1} ms ({:.0} tx/s) | {:.2} | {ratio:.2} |",
             round + 1,
             bare.as_secs_f64() * 1e3,
             n_txs as f64 / bare.as_secs_f64(),
+            breakdown.0.as_secs_f64() * 1e3,
+            breakdown.1.as_secs_f64() * 1e3,
             took.as_secs_f64() * 1e3,
             n_txs as f64 / took.as_secs_f64(),
+            bare.as_secs_f64() / breakdown.1.as_secs_f64(),
         );
     }
     let single = {

@@ -604,11 +604,9 @@ impl Chain {
             chain_work: parent.chain_work.saturating_add(block.header.work()),
             status: status::HAVE_DATA,
         };
-        match self.validate_connect(&block, entry.height, adjusted_time) {
-            Ok(changes) => {
+        match self.validate_and_write(&hash, &entry, &block, adjusted_time, true) {
+            Ok(()) => {
                 entry.status |= status::VALID;
-                self.store
-                    .connect_block(&hash, &entry, &block, &changes, true)?;
                 self.index.insert(hash, entry);
                 self.active.push(hash);
                 Ok(block)
@@ -701,38 +699,64 @@ impl Chain {
             .index
             .get(hash)
             .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
-        let changes = self.validate_connect(&block, entry.height, now_or(entry.header.time))?;
+        self.validate_and_write(hash, &entry, &block, now_or(entry.header.time), false)?;
         entry.status |= status::VALID;
-        self.store
-            .connect_block(hash, &entry, &block, &changes, false)?;
         self.index.insert(*hash, entry);
         self.active.push(*hash);
         Ok(block)
     }
 
-    /// Runs the contextual rules, transaction inputs and scripts of `block` against the
-    /// active chain (whose tip must be its parent). Nothing is written.
-    pub fn validate_connect(
+    /// Validates `block` (index entry `entry`) against the active chain, whose tip must be
+    /// its parent, and connects it: the contextual rules and transaction inputs first, then
+    /// the scripts on `script_threads` threads while this thread prepares the store's write
+    /// transaction, which is committed only if every script passes (and aborted otherwise).
+    fn validate_and_write(
         &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
         block: &Block,
-        height: u32,
         adjusted_time: u32,
-    ) -> Result<BlockChanges, ChainError> {
-        let hash = block.block_hash();
+        store_body: bool,
+    ) -> Result<(), ChainError> {
         let ctx = self
             .context_after(&block.header.prev_blockhash, adjusted_time)
             .ok_or_else(|| StoreError::Missing(format!("parent of {hash}")))?;
-        debug_assert_eq!(ctx.height, height);
+        debug_assert_eq!(ctx.height, entry.height);
         let view: Snapshot = self.store.snapshot()?;
         let result = connect_block(block, &ctx, &view, &view, &self.params);
         if let Some(e) = view.take_error() {
             return Err(e.into());
         }
-        let (changes, checks) = result.map_err(|e| ChainError::invalid(hash, e.reason(), &e))?;
-        run_script_checks(&checks, self.oracle.as_ref(), self.script_threads).map_err(
-            |(i, e)| ChainError::invalid(hash, e.reason(), format!("{e} (script check {i})")),
-        )?;
-        Ok(changes)
+        drop(view);
+        let (changes, checks) = result.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
+        let valid = IndexEntry {
+            status: entry.status | status::VALID,
+            ..*entry
+        };
+        let (oracle, threads) = (self.oracle.as_ref(), self.script_threads);
+        let (scripts, pending) = std::thread::scope(|s| {
+            let scripts = s.spawn(|| run_script_checks(&checks, oracle, threads));
+            let pending = self
+                .store
+                .prepare_connect(hash, &valid, block, &changes, store_body);
+            let scripts = scripts
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (scripts, pending)
+        });
+        match scripts {
+            Ok(()) => Ok(pending?.commit()?),
+            Err((i, e)) => {
+                if let Ok(p) = pending {
+                    p.abort()?;
+                }
+                Err(ChainError::invalid(
+                    *hash,
+                    e.reason(),
+                    format!("{e} (script check {i})"),
+                ))
+            }
+        }
     }
 
     fn disconnect_tip(&mut self) -> Result<Block, ChainError> {

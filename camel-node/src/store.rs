@@ -244,6 +244,72 @@ pub struct UtxoStats {
     pub total: u64,
 }
 
+/// Removes `removed` and inserts `added` in the UTXO table and the address index, each in
+/// key order (sorted inserts touch each B-tree page once, random ones once per key).
+fn apply_coins(
+    txn: &WriteTransaction,
+    removed: &[(OutPoint, Coin)],
+    added: &[(OutPoint, Coin)],
+) -> Result<(), StoreError> {
+    let mut utxo_removed: Vec<Vec<u8>> = removed.iter().map(|(op, _)| encode_to_vec(op)).collect();
+    let mut addr_removed: Vec<Vec<u8>> = removed
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    let mut utxo_added: Vec<(Vec<u8>, Vec<u8>)> = added
+        .iter()
+        .map(|(op, c)| (encode_to_vec(op), encode_to_vec(c)))
+        .collect();
+    let mut addr_added: Vec<Vec<u8>> = added
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    utxo_removed.sort_unstable();
+    addr_removed.sort_unstable();
+    utxo_added.sort_unstable();
+    addr_added.sort_unstable();
+    let mut utxo = txn.open_table(UTXO)?;
+    for k in &utxo_removed {
+        utxo.remove(k.as_slice())?;
+    }
+    for (k, v) in &utxo_added {
+        utxo.insert(k.as_slice(), v.as_slice())?;
+    }
+    let mut addr = txn.open_table(ADDRINDEX)?;
+    for k in &addr_removed {
+        addr.remove(k.as_slice())?;
+    }
+    for k in &addr_added {
+        addr.insert(k.as_slice(), &[][..])?;
+    }
+    Ok(())
+}
+
+/// A prepared write transaction: [`PendingWrite::commit`] makes it durable, dropping or
+/// [`PendingWrite::abort`] discards it.
+#[must_use]
+pub struct PendingWrite {
+    txn: WriteTransaction,
+}
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingWrite")
+    }
+}
+
+impl PendingWrite {
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit()?;
+        Ok(())
+    }
+
+    pub fn abort(self) -> Result<(), StoreError> {
+        self.txn.abort()?;
+        Ok(())
+    }
+}
+
 /// The redb database.
 #[derive(Debug)]
 pub struct Store {
@@ -379,22 +445,27 @@ impl Store {
         changes: &BlockChanges,
         store_body: bool,
     ) -> Result<(), StoreError> {
+        self.prepare_connect(hash, entry, block, changes, store_body)?
+            .commit()
+    }
+
+    /// [`Store::connect_block`]'s write transaction, ready to commit: the caller checks the
+    /// block's scripts meanwhile and commits or aborts.
+    pub fn prepare_connect(
+        &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
+        block: &Block,
+        changes: &BlockChanges,
+        store_body: bool,
+    ) -> Result<PendingWrite, StoreError> {
         let txn = begin_write(&self.db)?;
         {
             if store_body {
                 txn.open_table(BLOCKS)?
                     .insert(hash.as_bytes().as_slice(), encode_to_vec(block).as_slice())?;
             }
-            let mut utxo = txn.open_table(UTXO)?;
-            let mut addr = txn.open_table(ADDRINDEX)?;
-            for (op, coin) in &changes.spent {
-                utxo.remove(encode_to_vec(op).as_slice())?;
-                addr.remove(addr_key(&coin.output.script_pubkey, op).as_slice())?;
-            }
-            for (op, coin) in &changes.created {
-                utxo.insert(encode_to_vec(op).as_slice(), encode_to_vec(coin).as_slice())?;
-                addr.insert(addr_key(&coin.output.script_pubkey, op).as_slice(), &[][..])?;
-            }
+            apply_coins(&txn, &changes.spent, &changes.created)?;
             let mut jobs = txn.open_table(JOBS)?;
             for (id, record) in &changes.jobs_created {
                 jobs.insert(id.as_bytes().as_slice(), encode_to_vec(record).as_slice())?;
@@ -407,12 +478,21 @@ impl Store {
                 encode_to_vec(&Undo::from_changes(changes)).as_slice(),
             )?;
             let mut txindex = txn.open_table(TXINDEX)?;
-            let mut loc = Vec::with_capacity(36);
-            for (pos, tx) in block.txdata.iter().enumerate() {
-                loc.clear();
-                hash.encode(&mut loc);
-                u32::try_from(pos).unwrap_or(u32::MAX).encode(&mut loc);
-                txindex.insert(tx.txid().as_bytes().as_slice(), loc.as_slice())?;
+            let mut locations: Vec<([u8; 32], [u8; 36])> = block
+                .txdata
+                .iter()
+                .enumerate()
+                .map(|(pos, tx)| {
+                    let mut loc = [0u8; 36];
+                    loc[..32].copy_from_slice(hash.as_bytes());
+                    loc[32..]
+                        .copy_from_slice(&u32::try_from(pos).unwrap_or(u32::MAX).to_le_bytes());
+                    (tx.txid().to_byte_array(), loc)
+                })
+                .collect();
+            locations.sort_unstable();
+            for (txid, loc) in &locations {
+                txindex.insert(txid.as_slice(), loc.as_slice())?;
             }
             txn.open_table(ACTIVE)?.insert(
                 height_key(entry.height).as_slice(),
@@ -423,8 +503,7 @@ impl Store {
             txn.open_table(META)?
                 .insert(TIP_KEY, hash.as_bytes().as_slice())?;
         }
-        txn.commit()?;
-        Ok(())
+        Ok(PendingWrite { txn })
     }
 
     /// Disconnects the tip `block` (at `height`), restoring from its undo record; the new
@@ -444,16 +523,7 @@ impl Store {
             decode_from_slice(v.value()).map_err(corrupt("undo record"))?
         };
         {
-            let mut utxo = txn.open_table(UTXO)?;
-            let mut addr = txn.open_table(ADDRINDEX)?;
-            for (op, coin) in &undo.created {
-                utxo.remove(encode_to_vec(op).as_slice())?;
-                addr.remove(addr_key(&coin.output.script_pubkey, op).as_slice())?;
-            }
-            for (op, coin) in &undo.spent {
-                utxo.insert(encode_to_vec(op).as_slice(), encode_to_vec(coin).as_slice())?;
-                addr.insert(addr_key(&coin.output.script_pubkey, op).as_slice(), &[][..])?;
-            }
+            apply_coins(&txn, &undo.created, &undo.spent)?;
             let mut jobs = txn.open_table(JOBS)?;
             for id in &undo.jobs_created {
                 jobs.remove(id.as_bytes().as_slice())?;
