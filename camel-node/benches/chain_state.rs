@@ -8,8 +8,9 @@
 //!    blocks.
 //!
 //! Arguments (after `--`): `connect`, `mine`, `memory` to run one part (default: all);
-//! `--blocks N` for the memory run (default 10,000). Without `--bench` (as `cargo test
-//! --all-targets` runs it) every part runs once at a small size, as a smoke test.
+//! `--blocks N` for the memory run (default 10,000), `--cache-mib M` for the node's store
+//! cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
+//! small size, as a smoke test.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -94,9 +95,9 @@ fn connect(n_txs: usize) {
     let t = threads();
     println!("\n## Connecting a block of {n_txs} one-input P2PKH transactions ({t} threads)\n");
     println!(
-        "| round | block bytes | bare verify, {t} thr | connect (submit_block) | connect / bare rate |"
+        "| round | block bytes | bare verify, {t} thr | rules without scripts | scripts alone, {t} thr | whole connect (submit_block) | scripts / bare | connect / bare |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for (round, f) in fan.iter().enumerate() {
         let coins = coins_of(f);
@@ -258,10 +259,13 @@ fn mining(run: Duration) {
 
 /// RSS of a `camel-node` process (the release binary) while `POST /generate` makes it mine
 /// and connect `blocks` regtest blocks, sampled every tenth.
-fn memory(blocks: u32) {
+fn memory(blocks: u32, cache_mib: Option<&str>) {
     let dir = TempDir::new("bench-memory");
     let data = dir.path().join("data");
-    let mut node = common::process::start(&data, &dir.path().join("node.log"), &[]);
+    let extra: Vec<&str> = cache_mib
+        .map(|c| vec!["--db-cache-mib", c])
+        .unwrap_or_default();
+    let mut node = common::process::start(&data, &dir.path().join("node.log"), &extra);
     let pid = node.child.id();
     let rss = || {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -275,7 +279,10 @@ fn memory(blocks: u32) {
             .unwrap_or(0)
     };
     let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
-    println!("\n## Node process RSS while it mines and connects {blocks} regtest blocks\n");
+    println!(
+        "\n## Node process RSS while it mines and connects {blocks} regtest blocks (store cache: {} MiB)\n",
+        cache_mib.unwrap_or("default 64")
+    );
     println!("| blocks connected | node RSS (MiB) | store file (MiB) | blocks/s since last row |");
     println!("|---|---|---|---|");
     println!("| 0 | {:.1} | - | - |", rss() as f64 / 1024.0);
@@ -335,6 +342,11 @@ fn main() {
         mining(Duration::from_millis(if full { 3_000 } else { 100 }));
     }
     if wants("memory") {
-        memory(blocks);
+        let cache = args
+            .iter()
+            .position(|a| a == "--cache-mib")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        memory(blocks, cache);
     }
 }

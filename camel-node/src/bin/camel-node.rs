@@ -38,6 +38,9 @@ struct Args {
     /// Address the mined coinbases pay.
     #[arg(long)]
     mining_address: Option<String>,
+    /// Memory for the store's page cache, MiB (bounds the node's memory as the chain grows).
+    #[arg(long, default_value_t = camel_node::node::DEFAULT_CACHE_BYTES >> 20)]
+    db_cache_mib: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,7 +66,10 @@ fn main() -> anyhow::Result<()> {
         mine: args.mine,
         mine_threads: args.mine_threads.unwrap_or(cores),
         mining_address: args.mining_address,
-        node: NodeConfig::default(),
+        node: NodeConfig {
+            cache_bytes: args.db_cache_mib.saturating_mul(1 << 20),
+            ..NodeConfig::default()
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(config, std::future::pending()))?;
