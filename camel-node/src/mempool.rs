@@ -376,15 +376,17 @@ impl Mempool {
         checks
             .run(oracle)
             .map_err(|e| MempoolError::rejected(e.reason(), &e))?;
-        // Room: evict the lowest fee rates (never the newcomer's own ancestors).
+        // Room: plan evicting the lowest fee rates (never the newcomer's own ancestors)
+        // before changing anything, so a refusal leaves the pool as it was.
         let parents: HashSet<Txid> = tx
             .inputs
             .iter()
             .map(|i| i.prev_out.txid)
             .filter(|t| self.entries.contains_key(t) && !replaced.contains(t))
             .collect();
-        for t in &replaced {
-            self.remove_one(t);
+        let mut ancestors = HashSet::new();
+        for p in &parents {
+            self.collect_ancestors(p, &mut ancestors);
         }
         let new_key = RateKey {
             fee: fee.to_base(),
@@ -392,23 +394,34 @@ impl Mempool {
             seq: self.seq.saturating_add(1),
             txid,
         };
-        while self.entries.len() >= self.policy.max_count
-            || self.bytes.saturating_add(size) > self.policy.max_bytes
+        let mut removing = replaced;
+        let removed_size = |pool: &Self, set: &HashSet<Txid>| -> usize {
+            set.iter()
+                .filter_map(|t| pool.entries.get(t))
+                .map(|e| e.size)
+                .sum()
+        };
+        let mut lowest_first = self.by_rate.iter();
+        while self.entries.len().saturating_sub(removing.len()) >= self.policy.max_count
+            || self
+                .bytes
+                .saturating_sub(removed_size(self, &removing))
+                .saturating_add(size)
+                > self.policy.max_bytes
         {
-            let Some(lowest) = self.by_rate.first().copied() else {
+            let Some(lowest) = lowest_first.find(|k| !removing.contains(&k.txid)) else {
                 break;
             };
-            let mut ancestors = HashSet::new();
-            for p in &parents {
-                self.collect_ancestors(p, &mut ancestors);
-            }
-            if lowest >= new_key || ancestors.contains(&lowest.txid) {
+            if *lowest >= new_key || ancestors.contains(&lowest.txid) {
                 return Err(MempoolError::rejected(
                     "mempool-full",
                     "fee rate too low for a full pool",
                 ));
             }
-            self.remove_with_descendants(&lowest.txid);
+            self.collect_descendants(&lowest.txid, &mut removing);
+        }
+        for t in &removing {
+            self.remove_one(t);
         }
         self.seq = self.seq.saturating_add(1);
         for p in &parents {

@@ -262,3 +262,35 @@ fn a_job_payment_waits_for_its_delay_height() {
     assert!(block(&node, &h).txdata.contains(&payment));
     assert_eq!(node.mempool().len(), 0);
 }
+
+#[test]
+fn a_refused_replacement_leaves_the_pool_as_it_was() {
+    let d = TempDir::new("mp-rbf-full");
+    // Room for two one-output transactions, not for a three-output one beside one of them.
+    let policy = Policy {
+        max_bytes: 500,
+        ..Policy::default()
+    };
+    let (node, coins) = funded(&d, policy, 2);
+    let a = node.submit_tx(pay(coins[0].clone(), 1_000, 2)).unwrap();
+    let b = node.submit_tx(pay(coins[1].clone(), 90_000, 2)).unwrap();
+    assert_eq!(node.mempool().len(), 2);
+    assert!(node.mempool().bytes() + 2 * 34 > 500);
+    // Replaces `a` (more fee), but needs room that only evicting `b` would give, and `b`
+    // pays a higher rate: refused, and `a` must still be there.
+    let value = coins[0].1.value.to_base() - 2_500;
+    let wide = spend(
+        &key(1),
+        &[coins[0].clone()],
+        (0..3)
+            .map(|i| TxOut {
+                value: amount(value / 3),
+                script_pubkey: script_of(&key(3 + i)),
+            })
+            .collect(),
+    );
+    assert_eq!(reason(node.submit_tx(wide).unwrap_err()), "mempool-full");
+    let pool = node.mempool();
+    assert!(pool.get(&a).is_some() && pool.get(&b).is_some());
+    assert_eq!(pool.len(), 2);
+}
