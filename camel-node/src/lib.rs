@@ -11,9 +11,11 @@
 //! - [`node`]: chain and mempool behind one shared handle.
 //! - [`api`]: the JSON HTTP API (`docs/api.md`).
 //! - [`daemon`]: the node process: start, serve, mine, shut down cleanly.
+//! - [`cli`]: the node's command-line flags, for `camel-node` and `camel-worker node`.
 
 pub mod api;
 pub mod chain;
+pub mod cli;
 pub mod daemon;
 pub mod datadir;
 pub mod mempool;
