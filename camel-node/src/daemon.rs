@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use camel_core::interpreter::FraudProofsUnavailable;
+use camel_core::interpreter::{FraudProofOracle, FraudProofsUnavailable};
 use camel_core::params::{Network, Params};
 use tokio::sync::watch;
 
@@ -57,9 +57,20 @@ pub enum DaemonError {
 /// File in the data directory holding the API's bound address.
 pub const API_ADDR_FILE: &str = "api.addr";
 
-/// Runs a node until `external_shutdown` resolves, a signal arrives or `POST /shutdown`.
+/// Runs a node that holds no model (fraud proofs it cannot judge do not stop it following
+/// the most-work chain) until `external_shutdown` resolves, a signal arrives or
+/// `POST /shutdown`.
 pub async fn run(
     config: DaemonConfig,
+    external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    run_with_oracle(config, Arc::new(FraudProofsUnavailable), external_shutdown).await
+}
+
+/// [`run`] with the fraud-proof oracle of a node that holds a model.
+pub async fn run_with_oracle(
+    config: DaemonConfig,
+    oracle: Arc<dyn FraudProofOracle + Send + Sync>,
     external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     // Take over SIGINT and SIGTERM before anything can observe the node running.
@@ -82,16 +93,10 @@ pub async fn run(
     };
     let store_path = dir.store_path();
     let node_config = config.node.clone();
-    let node = tokio::task::spawn_blocking(move || {
-        Node::open(
-            &store_path,
-            params,
-            node_config,
-            Arc::new(FraudProofsUnavailable),
-        )
-    })
-    .await
-    .map_err(std::io::Error::other)??;
+    let node =
+        tokio::task::spawn_blocking(move || Node::open(&store_path, params, node_config, oracle))
+            .await
+            .map_err(std::io::Error::other)??;
     let node = Arc::new(node);
     {
         let chain = node.chain();
