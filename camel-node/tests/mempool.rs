@@ -112,8 +112,10 @@ fn replacement_evicts_conflicts_and_their_children() {
         reason(node.submit_tx(pay(coins[0].clone(), 1_900, 3)).unwrap_err()),
         "insufficient-fee"
     );
+    assert_eq!(node.mempool().spender(&coins[0].0), Some(parent_id));
     let replacement = node.submit_tx(pay(coins[0].clone(), 50_000, 3)).unwrap();
     let pool = node.mempool();
+    assert_eq!(pool.spender(&coins[0].0), Some(replacement));
     assert!(pool.get(&parent_id).is_none());
     assert!(pool.get(&child_id).is_none());
     assert!(pool.get(&replacement).is_some());

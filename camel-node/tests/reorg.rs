@@ -23,6 +23,13 @@ fn feed(to: &Node, from: &Node, hashes: &[BlockHash]) {
 fn assert_same_state(a: &Node, b: &Node) {
     assert_eq!(a.chain().tip(), b.chain().tip());
     assert_eq!(a.chain().height(), b.chain().height());
+    // The store's height table agrees with the chain in memory, to the tip and no further.
+    let snap = a.store().snapshot().unwrap();
+    let height = a.chain().height();
+    for h in 0..=height {
+        assert_eq!(snap.hash_at(h).unwrap(), a.chain().hash_at(h), "height {h}");
+    }
+    assert_eq!(snap.hash_at(height + 1).unwrap(), None);
     assert_eq!(
         a.store().utxo_stats().unwrap(),
         b.store().utxo_stats().unwrap()
