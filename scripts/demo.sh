@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: a regtest worker node that mines, completes a prompt with the bundled model,
-# and checks completions with RASTiC — an honest one passes, a tampered one is caught.
+# The main job, until the local testnet exists: a regtest worker node mines blocks over its
+# API, then the worker completes a prompt with the bundled model and checks completions with
+# RASTiC — the honest one passes, a tampered one is caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,34 @@ bin="${CARGO_TARGET_DIR:-target}/release/camel-worker"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+echo
+echo "== starting a regtest worker node (chain store, mempool, HTTP API on 127.0.0.1)"
+"$bin" node --regtest --data-dir "$work/node" --api-port 0 > "$work/node.log" 2>&1 &
+node_pid=$!
+trap 'kill "$node_pid" 2>/dev/null; wait "$node_pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do [ -s "$work/node/api.addr" ] && [ -s "$work/node/.cookie" ] && break; sleep 0.1; done
+# Private key 1's regtest address: any address of the node's network works.
+miner_address="mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r"
+python3 - "$work/node" "$miner_address" <<'PY'
+import json, sys, urllib.request
+d, addr = sys.argv[1], sys.argv[2]
+api = "http://" + open(f"{d}/api.addr").read().strip()
+token = open(f"{d}/.cookie").read().strip()
+def call(path, body=None):
+    req = urllib.request.Request(api + path, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+mined = call("/generate", {"n": 101, "address": addr})
+tip = call("/tip")
+bal = call(f"/address/{addr}/balance")
+state = call("/chainstate")
+print(f"mined {len(mined['blocks'])} blocks: tip {tip['hash'][:16]}… at height {tip['height']}")
+print(f"{addr} holds {bal['confirmed'] / 1e8:.8f} coins in {bal['coins']} coinbase outputs")
+print(f"UTXO-set hash {state['utxo_set_hash'][:16]}… over {state['coins']} coins")
+call("/shutdown", {})
+PY
+wait "$node_pid" || { echo "demo: the node did not stop cleanly; its log:" >&2; cat "$work/node.log" >&2; exit 1; }
 
 prompt="Llamas and alpacas are"
 tokens=48

@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the full node: chain store, mempool, HTTP API and (with --mine) the miner.
+    Node(NodeCmd),
     /// Generates a completion, streaming its text (exit 0, or 2 on error).
     Complete(CompleteArgs),
     /// Verifies a claimed completion with RASTiC (exit 0 valid, 1 invalid, 2 error).
@@ -413,16 +415,38 @@ fn bench_cmd(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, Args)]
+struct NodeCmd {
+    #[command(flatten)]
+    node: camel_node::cli::NodeArgs,
+}
+
+/// The node runs until SIGINT/SIGTERM or an authorised `POST /shutdown`. Fraud proofs are
+/// judged by nodes that can run the model; until the job protocol's evidence format lands,
+/// this node follows the most-work chain on them (`FraudProofsUnavailable`).
+fn node_cmd(a: &NodeCmd) -> anyhow::Result<ExitCode> {
+    let config = a.node.clone().into_config();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(camel_node::daemon::run(config, std::future::pending()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A daemon reports what it does; the one-shot commands print only their results.
+    let default_filter = match cli.command {
+        Command::Node(_) => "info,llama_cpp_2=off",
+        _ => "warn,llama_cpp_2=off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Node(a) => node_cmd(a),
         Command::Complete(a) => complete(a),
         Command::Verify(a) => verify_cmd(a),
         Command::Calibrate(a) => calibrate_cmd(a),
