@@ -5,8 +5,10 @@
 //!
 //! - sync: a new node syncs `--blocks` regtest blocks from one in-memory peer; blocks/s and
 //!   the process's resident memory.
-//! - propagation: `--nodes` nodes (one bootstrap, each keeping about 5 peers); each round a
-//!   different node mines a block and gossips it; the time until every other node has it.
+//! - propagation: `--nodes` nodes; each round a different node mines a block and gossips it;
+//!   the time until every other node has it. Two topologies: `full` (every node bootstraps
+//!   from node 0 and Kademlia connects everyone) and `tree` (node i bootstraps from node
+//!   (i-1)/2 and dials no one else: a binary tree, up to 6 hops between leaves).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -83,16 +85,19 @@ async fn bench_sync(blocks: u32) {
     late.net.shutdown().await;
 }
 
-async fn bench_propagation(n: usize, rounds: usize) {
+async fn bench_propagation(n: usize, rounds: usize, tree: bool) {
     let params = Params::regtest();
-    let mut nodes = Vec::new();
-    let mut c0 = config(&[]);
-    c0.target_peers = 5;
-    nodes.push(TestNode::start(c0, MemChain::new(params.clone())).await);
-    let boot = nodes[0].addr();
-    for _ in 1..n {
-        let mut c = config(std::slice::from_ref(&boot));
-        c.target_peers = 5;
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..n {
+        let boot: Vec<_> = match i {
+            0 => vec![],
+            _ if tree => vec![nodes[(i - 1) / 2].addr()],
+            _ => vec![nodes[0].addr()],
+        };
+        let mut c = config(&boot);
+        if tree {
+            c.discovery = false;
+        }
         nodes.push(TestNode::start(c, MemChain::new(params.clone())).await);
     }
     // Let discovery and the gossip mesh settle.
@@ -101,7 +106,8 @@ async fn bench_propagation(n: usize, rounds: usize) {
         let mut ok = true;
         for node in &nodes {
             let s = node.net.handle().status().await.unwrap();
-            ok &= s.connected >= 2 && s.block_mesh >= 2;
+            let want = if tree { 1 } else { 2 };
+            ok &= s.connected >= want && s.block_mesh >= want;
         }
         if ok || settle.elapsed() > Duration::from_secs(30) {
             break;
@@ -146,7 +152,7 @@ async fn bench_propagation(n: usize, rounds: usize) {
     }
     to_all.sort();
     per_node.sort();
-    println!("## propagation");
+    println!("## propagation ({})", if tree { "tree" } else { "full" });
     println!(
         "{n} nodes, degrees min {} / max {} (mean {:.1}), {rounds} blocks, load avg {}",
         degrees.iter().min().unwrap_or(&0),
@@ -184,6 +190,7 @@ async fn main() {
         bench_sync(arg("--blocks", 10_000) as u32).await;
     }
     if what == "propagation" || what == "all" {
-        bench_propagation(arg("--nodes", 16), arg("--rounds", 40)).await;
+        bench_propagation(arg("--nodes", 16), arg("--rounds", 40), false).await;
+        bench_propagation(arg("--nodes", 16), arg("--rounds", 40), true).await;
     }
 }

@@ -54,6 +54,10 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// Stop dialing discovered peers once this many are connected.
     pub target_peers: usize,
+    /// Whether to look for peers (Kademlia, dialing peers learned from the routing table and
+    /// from `Peers` answers). Off, the node runs no Kademlia and connects only to
+    /// `bootstrap` and to what it is told to dial, like bitcoind's `-connect`.
+    pub discovery: bool,
     pub wire: WireConfig,
     pub score: ScoreConfig,
     pub rates: RateLimits,
@@ -77,6 +81,7 @@ impl Config {
             listen: Vec::new(),
             bootstrap: Vec::new(),
             target_peers: 16,
+            discovery: true,
             wire: WireConfig::default(),
             score: ScoreConfig::default(),
             rates: RateLimits::default(),
@@ -332,7 +337,9 @@ impl Network {
             KeySource::Given(k) => k.clone(),
         };
         let peer_id = key.public().to_peer_id();
-        let mut swarm = wire::build_swarm(key, &config.params, &config.wire)?;
+        let mut wire_config = config.wire.clone();
+        wire_config.kademlia &= config.discovery;
+        let mut swarm = wire::build_swarm(key, &config.params, &wire_config)?;
         let protocols = Protocols::new(&config.params);
         for topic in [
             &protocols.tx_topic,
@@ -506,7 +513,10 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                         .all_peers()
                         .filter(|(_, topics)| topics.contains(&&hash))
                         .count(),
-                    routing_table: b.kad.kbuckets().map(|k| k.num_entries()).sum(),
+                    routing_table: b
+                        .kad
+                        .as_mut()
+                        .map_or(0, |k| k.kbuckets().map(|b| b.num_entries()).sum()),
                     sync: self.sync.progress(),
                 };
                 let _ = reply.send(status);
@@ -557,7 +567,8 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             }
         }
         let connected = self.book.connected().count();
-        if now.duration_since(self.last_discovery) >= self.config.discovery_interval
+        if self.config.discovery
+            && now.duration_since(self.last_discovery) >= self.config.discovery_interval
             && connected < self.config.target_peers
         {
             self.last_discovery = now;
@@ -567,7 +578,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                 }
             }
             let local = self.local;
-            self.swarm.behaviour_mut().kad.get_closest_peers(local);
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                kad.get_closest_peers(local);
+            }
         }
     }
 
@@ -623,7 +636,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                 let b = self.swarm.behaviour_mut();
                 b.blocked.block_peer(peer);
                 b.gossipsub.blacklist_peer(&peer);
-                b.kad.remove_peer(&peer);
+                if let Some(kad) = b.kad.as_mut() {
+                    kad.remove_peer(&peer);
+                }
                 let _ = self.swarm.disconnect_peer_id(peer);
                 self.sync.remove_peer(&peer);
             }
@@ -631,7 +646,8 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
     }
 
     fn maybe_dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        if peer == self.local
+        if !self.config.discovery
+            || peer == self.local
             || addrs.is_empty()
             || self.book.is_banned(&peer)
             || self.swarm.is_connected(&peer)
@@ -708,12 +724,13 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                 let addrs: Vec<Multiaddr> = info.listen_addrs.into_iter().take(8).collect();
                 self.book
                     .set_listen_addrs(peer_id, addrs.clone(), Instant::now());
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                for a in addrs {
-                    kad.add_address(&peer_id, a);
-                }
-                if !self.kad_bootstrapped {
-                    self.kad_bootstrapped = kad.bootstrap().is_ok();
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for a in addrs {
+                        kad.add_address(&peer_id, a);
+                    }
+                    if !self.kad_bootstrapped {
+                        self.kad_bootstrapped = kad.bootstrap().is_ok();
+                    }
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
@@ -735,7 +752,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                         let failures = self.book.ping_failed(peer, now);
                         if failures >= self.config.max_ping_failures {
                             tracing::info!(%peer, %e, failures, "peer stopped answering pings: dropped");
-                            self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                                kad.remove_peer(&peer);
+                            }
                             let _ = self.swarm.disconnect_peer_id(peer);
                         }
                     }
@@ -1057,9 +1076,10 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             }
             (Pending::Peers, Response::Peers(records)) => {
                 for r in records {
-                    let kad = &mut self.swarm.behaviour_mut().kad;
-                    for a in &r.addrs {
-                        kad.add_address(&r.peer_id, a.clone());
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        for a in &r.addrs {
+                            kad.add_address(&r.peer_id, a.clone());
+                        }
                     }
                     self.maybe_dial(r.peer_id, r.addrs);
                 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify, identity, kad,
     noise, ping, request_response, tcp, yamux,
@@ -156,7 +157,8 @@ pub struct Behaviour {
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Absent when discovery is off ([`WireConfig::kademlia`]).
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub gossipsub: gossipsub::Behaviour,
     pub reqresp: request_response::Behaviour<FrameCodec>,
 }
@@ -174,6 +176,8 @@ pub struct WireConfig {
     pub gossip_heartbeat: Duration,
     pub request_timeout: Duration,
     pub kad_query_timeout: Duration,
+    /// Run Kademlia (discovery). Off, the node neither looks up nor answers lookups.
+    pub kademlia: bool,
     /// How long a connection with no open stream stays up.
     pub idle_timeout: Duration,
 }
@@ -189,6 +193,7 @@ impl Default for WireConfig {
             gossip_heartbeat: Duration::from_millis(700),
             request_timeout: Duration::from_secs(30),
             kad_query_timeout: Duration::from_secs(30),
+            kademlia: true,
             idle_timeout: Duration::from_secs(3600),
         }
     }
@@ -278,7 +283,7 @@ pub fn build_swarm(
                         .with_interval(config_b.ping_interval)
                         .with_timeout(config_b.ping_timeout),
                 ),
-                kad,
+                kad: Toggle::from(config_b.kademlia.then_some(kad)),
                 gossipsub,
                 reqresp: request_response::Behaviour::with_codec(
                     FrameCodec,
