@@ -68,7 +68,9 @@ pub struct Config {
     pub status_interval: Duration,
     /// How often a Kademlia lookup for our own id runs while below `target_peers`.
     pub discovery_interval: Duration,
-    /// Consecutive failed pings after which a peer is taken for offline and dropped.
+    /// Reported ping failures after which a peer is taken for offline and dropped. libp2p's
+    /// ping reports a failure only from the second consecutive one on, so 1 means "two
+    /// pings in a row went unanswered".
     pub max_ping_failures: u32,
 }
 
@@ -89,7 +91,7 @@ impl Config {
             tick: Duration::from_secs(1),
             status_interval: Duration::from_secs(60),
             discovery_interval: Duration::from_secs(30),
-            max_ping_failures: 2,
+            max_ping_failures: 1,
         }
     }
 
@@ -435,6 +437,10 @@ fn dial_addr(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Result<(), Netwo
         reason: e.to_string(),
     })
 }
+
+/// Most job and verification requests answered at once (over all peers); more are refused
+/// as busy, without penalty.
+const MAX_JOB_TASKS: usize = 256;
 
 /// What an outstanding outbound request was for.
 #[derive(Debug)]
@@ -935,6 +941,18 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                     &Response::error(ErrorCode::RateLimited, format!("{class:?} rate limit")),
                 );
             }
+            return;
+        }
+        if matches!(req, Request::Job(_) | Request::Verify(_))
+            && self.job_tasks.len() >= MAX_JOB_TASKS
+        {
+            self.respond(
+                channel,
+                &Response::error(
+                    ErrorCode::Internal,
+                    "busy: too many job requests in progress",
+                ),
+            );
             return;
         }
         let resp = match req {

@@ -163,3 +163,47 @@ async fn two_halves_mine_apart_then_converge_on_the_most_work_chain() {
         n.net.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    init_tracing();
+    let params = Params::regtest();
+    let v = TestNode::start(config(&[]), MemChain::new(params.clone())).await;
+    let w = TestNode::start(config(&[]), MemChain::new(params)).await;
+    // V reaches W through a relay that will go silent without closing anything.
+    let proxy = common::FreezableProxy::start(common::socket_addr(&w.addr())).await;
+    v.net.handle().dial(proxy.addr.clone()).await.unwrap();
+    wait_until(10, "connected through the relay", || async {
+        connected(&v).await == 1
+    })
+    .await;
+    proxy.freeze();
+    // Pings every second time out after 2 s; the second failure is a stream that never
+    // opens (libp2p's 10 s upgrade timeout), and then V drops W.
+    let t = std::time::Instant::now();
+    wait_until(30, "silent peer dropped", || async {
+        connected(&v).await == 0
+    })
+    .await;
+    eprintln!(
+        "silent peer dropped after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    v.net.shutdown().await;
+    w.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_id_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&[]);
+    c.key = camel_p2p::KeySource::DataDir(dir.path().to_owned());
+    let chain = MemChain::new(Params::regtest());
+    let first = TestNode::start(c.clone(), chain.clone()).await;
+    let id = first.net.handle().peer_id();
+    first.net.shutdown().await;
+    let second = TestNode::start(c, chain).await;
+    assert_eq!(second.net.handle().peer_id(), id);
+    assert!(dir.path().join(camel_p2p::identity::KEY_FILE).exists());
+    second.net.shutdown().await;
+}
