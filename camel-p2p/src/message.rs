@@ -112,10 +112,18 @@ pub struct PeerRecord {
 impl Encodable for PeerRecord {
     fn encode(&self, out: &mut Vec<u8>) {
         write_var_bytes(out, &self.peer_id.to_bytes());
-        let addrs: Vec<&Multiaddr> = self.addrs.iter().take(MAX_ADDRS_PER_PEER).collect();
+        // Addresses a peer announced that exceed the limit are left out rather than sent
+        // and refused: relaying them would get us scored down.
+        let addrs: Vec<Vec<u8>> = self
+            .addrs
+            .iter()
+            .map(|a| a.to_vec())
+            .filter(|a| a.len() <= MAX_ADDR_LEN)
+            .take(MAX_ADDRS_PER_PEER)
+            .collect();
         write_compact_size(out, addrs.len() as u64);
-        for a in addrs {
-            write_var_bytes(out, &a.to_vec());
+        for a in &addrs {
+            write_var_bytes(out, a);
         }
     }
 }
@@ -550,6 +558,25 @@ mod tests {
             Response::from_frame(&f),
             Err(WireError::Malformed(DecodeError::Invalid("peer id")))
         ));
+    }
+
+    #[test]
+    fn peer_records_leave_out_overlong_addresses() {
+        let long = (0..60).fold(Multiaddr::empty(), |a, i| {
+            a.with(libp2p::multiaddr::Protocol::Tcp(i))
+        });
+        assert!(long.to_vec().len() > MAX_ADDR_LEN);
+        let ok: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let rec = PeerRecord {
+            peer_id: PeerId::random(),
+            addrs: vec![long, ok.clone()],
+        };
+        let f = Response::Peers(vec![rec.clone()]).to_frame();
+        let Response::Peers(back) = Response::from_frame(&f).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(back[0].addrs, vec![ok]);
+        assert_eq!(back[0].peer_id, rec.peer_id);
     }
 
     #[test]

@@ -24,8 +24,8 @@ use camel_core::transaction::Transaction;
 use crate::chain::{BlockOutcome, ChainAccess, JobAcceptance, JobFault, JobHandler, TxOutcome};
 use crate::identity::{self as keys, KeyError};
 use crate::message::{
-    BLOCKS_RESPONSE_BUDGET, ErrorCode, GossipMessage, MAX_HEADERS, MAX_PEER_RECORDS, PeerRecord,
-    Request, Response, Status, WireError,
+    BLOCKS_RESPONSE_BUDGET, ErrorCode, GossipMessage, MAX_HEADERS, MAX_JOB_PAYLOAD,
+    MAX_PEER_RECORDS, PeerRecord, Request, Response, Status, WireError,
 };
 use crate::rate::{RateClass, RateLimiter, RateLimits};
 use crate::score::{Misbehaviour, PeerBook, PeerInfo, ScoreAction, ScoreConfig};
@@ -75,8 +75,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Production defaults for `params`' network.
+    /// Production defaults for `params`' network. Regtest, where blocks are mined on demand
+    /// (hundreds at once), allows 10,000 gossiped blocks a second per peer instead of 20.
     pub fn new(params: Params, key: KeySource) -> Self {
+        let mut rates = RateLimits::default();
+        if params.network == camel_core::params::Network::Regtest {
+            rates.gossip_block = crate::rate::Limit::new(10_000.0, 100_000.0);
+        }
         Self {
             params,
             key,
@@ -86,7 +91,7 @@ impl Config {
             discovery: true,
             wire: WireConfig::default(),
             score: ScoreConfig::default(),
-            rates: RateLimits::default(),
+            rates,
             sync: SyncConfig::default(),
             tick: Duration::from_secs(1),
             status_interval: Duration::from_secs(60),
@@ -134,6 +139,8 @@ pub enum NetworkError {
     Dial { addr: Multiaddr, reason: String },
     #[error("the network task has stopped")]
     Closed,
+    #[error("payload of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
     #[error("publish failed: {0}")]
     Publish(String),
     #[error("request to {peer} failed: {reason}")]
@@ -266,8 +273,9 @@ impl NetworkHandle {
             .await
     }
 
-    /// Gossips a job-protocol message.
+    /// Gossips a job-protocol message (at most [`MAX_JOB_PAYLOAD`] bytes).
     pub async fn broadcast_job(&self, payload: Vec<u8>) -> Result<(), NetworkError> {
+        check_payload(&payload)?;
         self.publish(Topic::Job, GossipMessage::Job(payload)).await
     }
 
@@ -302,6 +310,7 @@ impl NetworkHandle {
         peer: PeerId,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, NetworkError> {
+        check_payload(&payload)?;
         match self.request(peer, Request::Verify(payload)).await? {
             Response::Verdict(p) => Ok(p),
             Response::Error { code, text } => Err(NetworkError::Refused { peer, code, text }),
@@ -316,6 +325,17 @@ impl NetworkHandle {
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
         self.ask(|reply| Command::Dial(addr, reply)).await?
     }
+}
+
+/// Peers refuse job payloads over the limit as malformed: never send one.
+fn check_payload(payload: &[u8]) -> Result<(), NetworkError> {
+    if payload.len() > MAX_JOB_PAYLOAD {
+        return Err(NetworkError::TooLarge {
+            len: payload.len(),
+            max: MAX_JOB_PAYLOAD,
+        });
+    }
+    Ok(())
 }
 
 /// The running network: a handle and the task.
@@ -1024,6 +1044,13 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
         result: Result<Response, JobFault>,
     ) {
         let resp = match result {
+            Ok(Response::Job(p) | Response::Verdict(p)) if p.len() > MAX_JOB_PAYLOAD => {
+                tracing::warn!(
+                    len = p.len(),
+                    "job handler's answer is over the payload limit"
+                );
+                Response::error(ErrorCode::Internal, "answer over the payload limit")
+            }
             Ok(r) => r,
             Err(JobFault::Invalid(why)) => {
                 self.penalise(peer, Misbehaviour::InvalidJob, &why);

@@ -38,6 +38,8 @@ pub struct SyncConfig {
     /// How fast we ask one peer for blocks: below the serving side's `blocks` rate limit,
     /// so an honest syncing node is never penalised for flooding.
     pub pace: Limit,
+    /// How fast we ask one peer for headers: below the serving side's `headers` limit.
+    pub headers_pace: Limit,
 }
 
 impl Default for SyncConfig {
@@ -47,6 +49,7 @@ impl Default for SyncConfig {
             blocks_per_request: 64,
             requests_per_peer: 8,
             pace: Limit::new(8_000.0, 1_024.0),
+            headers_pace: Limit::new(8.0, 16.0),
         }
     }
 }
@@ -64,6 +67,7 @@ struct PeerState {
     /// It gave us headers, so it has their blocks.
     served_headers: bool,
     pace: TokenBucket,
+    headers_pace: TokenBucket,
 }
 
 /// Progress figures, for logs and the API.
@@ -116,7 +120,7 @@ impl Sync {
     }
 
     pub fn add_peer(&mut self, peer: PeerId, now: Instant) {
-        let pace = self.config.pace;
+        let (pace, headers_pace) = (self.config.pace, self.config.headers_pace);
         self.peers.entry(peer).or_insert_with(|| PeerState {
             status: None,
             block_requests: 0,
@@ -125,6 +129,7 @@ impl Sync {
             continue_from: None,
             served_headers: false,
             pace: TokenBucket::new(pace, now),
+            headers_pace: TokenBucket::new(headers_pace, now),
         });
     }
 
@@ -165,7 +170,7 @@ impl Sync {
     pub fn poll<C: ChainAccess>(&mut self, chain: &C, now: Instant) -> Vec<(PeerId, Request)> {
         let mut out = Vec::new();
         if self.headers_from.is_none()
-            && let Some((peer, req)) = self.next_headers_request(chain)
+            && let Some((peer, req)) = self.next_headers_request(chain, now)
         {
             self.headers_from = Some(peer);
             out.push((peer, req));
@@ -174,17 +179,29 @@ impl Sync {
         out
     }
 
-    fn next_headers_request<C: ChainAccess>(&mut self, chain: &C) -> Option<(PeerId, Request)> {
+    fn next_headers_request<C: ChainAccess>(
+        &mut self,
+        chain: &C,
+        now: Instant,
+    ) -> Option<(PeerId, Request)> {
         let best = chain.best_header_work();
+        let mut ready: Vec<PeerId> = Vec::new();
+        for (id, p) in &mut self.peers {
+            if p.headers_pace.wait_for(1.0, now).is_zero() {
+                ready.push(*id);
+            }
+        }
         let pick = self
             .peers
             .iter()
+            .filter(|(id, _)| ready.contains(id))
             .filter(|(_, p)| p.want_headers)
             .map(|(id, _)| *id)
             .next()
             .or_else(|| {
                 self.peers
                     .iter()
+                    .filter(|(id, _)| ready.contains(id))
                     .filter_map(|(id, p)| {
                         let s = p.status?;
                         (s.work > best && p.headers_done_at != Some(s.work)).then_some((id, s.work))
@@ -194,6 +211,7 @@ impl Sync {
             })?;
         let p = self.peers.get_mut(&pick)?;
         p.want_headers = false;
+        p.headers_pace.try_take(1.0, now);
         let mut locator = Vec::with_capacity(MAX_LOCATOR);
         if let Some(h) = p.continue_from.take() {
             locator.push(h);

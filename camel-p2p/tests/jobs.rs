@@ -102,6 +102,17 @@ async fn job_messages_reach_the_job_handler() {
     })
     .await;
 
+    // Payloads over the limit are refused before they leave (peers would score us down).
+    let big = vec![0u8; camel_p2p::message::MAX_JOB_PAYLOAD + 1];
+    assert!(matches!(
+        ha.broadcast_job(big.clone()).await,
+        Err(NetworkError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        hb.request_verify(ha.peer_id(), big).await,
+        Err(NetworkError::TooLarge { .. })
+    ));
+
     // An invalid job request costs the sender 10 points at A.
     let e = hb.request_job(ha.peer_id(), vec![]).await.unwrap_err();
     assert!(

@@ -31,6 +31,7 @@ fn config() -> SyncConfig {
         blocks_per_request: 16,
         requests_per_peer: 2,
         pace: Limit::new(1e9, 1e9),
+        headers_pace: Limit::new(1e9, 1e9),
     }
 }
 
@@ -154,4 +155,44 @@ fn an_orphan_makes_its_sender_the_next_headers_source() {
         matches!(reqs.as_slice(), [(p, Request::GetHeaders { .. })] if *p == peer),
         "{reqs:?}"
     );
+}
+
+#[test]
+fn headers_requests_to_one_peer_are_paced() {
+    let params = Params::regtest();
+    let full = MemChain::new(params.clone());
+    full.mine_n(60, b"full");
+    let node = MemChain::new(params);
+    let peer = PeerId::random();
+    let mut sync = Sync::new(SyncConfig {
+        headers_per_request: 10,
+        headers_pace: Limit::new(8.0, 2.0),
+        ..config()
+    });
+    let t0 = Instant::now();
+    sync.on_status(peer, status_of(&full), t0);
+    let answer = |sync: &mut Sync, at: Instant| -> bool {
+        let reqs = sync.poll(&*node, at);
+        let Some((p, Request::GetHeaders { locator, max, .. })) = reqs
+            .into_iter()
+            .find(|(_, r)| matches!(r, Request::GetHeaders { .. }))
+        else {
+            return false;
+        };
+        let h = full.headers_after(&locator, None, usize::from(max));
+        sync.on_headers(&*node, p, max, &h).unwrap();
+        true
+    };
+    // A burst of two, then one every 125 ms (8 a second).
+    assert!(answer(&mut sync, t0));
+    assert!(answer(&mut sync, t0));
+    assert!(!answer(&mut sync, t0));
+    assert!(!answer(
+        &mut sync,
+        t0 + std::time::Duration::from_millis(100)
+    ));
+    assert!(answer(
+        &mut sync,
+        t0 + std::time::Duration::from_millis(130)
+    ));
 }
