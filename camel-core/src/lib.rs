@@ -15,6 +15,9 @@
 //! - [`block`]: the 80-byte header, the miner's midstate, blocks and the coinbase height commitment.
 //! - [`params`]: network parameters (main, test, regtest) and their genesis blocks.
 //! - [`validation`]: context-free and contextual checks of transactions and blocks, with named rejection reasons.
+//! - [`utxo`]: coins, the `UtxoView` trait, UTXO-set entry encoding and the UTXO-set hash.
+//! - [`jobs`]: job records, the `JobView` trait and the consensus job rules (escrow, payment, stake, dispute).
+//! - [`contextual`]: checks against the chain and the UTXO set, and `connect_block`'s changeset.
 //! - [`rastic`]: RASTiC check plans, checkable sampling and verdicts.
 
 #![cfg_attr(
@@ -34,9 +37,11 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod contextual;
 pub mod encode;
 pub mod hash;
 pub mod interpreter;
+pub mod jobs;
 pub mod keys;
 pub mod merkle;
 pub mod params;
@@ -46,6 +51,7 @@ pub mod script;
 pub mod sighash;
 pub mod templates;
 pub mod transaction;
+pub mod utxo;
 pub mod validation;
 
 pub use amount::Amount;

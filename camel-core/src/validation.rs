@@ -7,7 +7,7 @@
 //! given invalid input is deterministic.
 //!
 //! Values above the money supply (Bitcoin's `bad-txns-vout-negative` / `-toolarge`) cannot
-//! occur here: [`Amount`](crate::Amount) is bounded by construction and decoding rejects such
+//! occur here: [`Amount`] is bounded by construction and decoding rejects such
 //! values. Their sum can still exceed it (`bad-txns-txouttotal-toolarge`).
 
 use core::fmt;

@@ -1,0 +1,352 @@
+//! Chain-state benchmarks, printed as a table (`cargo bench -p camel-node --bench chain_state`):
+//!
+//! 1. connecting a block of 2,000 one-input P2PKH transactions (store, validation, scripts on
+//!    every core, one commit) against the bare secp256k1 verify rate over the same
+//!    signatures on the same number of threads;
+//! 2. the miner's hashes per second per core against a bare SHA-256d midstate loop;
+//! 3. the resident memory of a `camel-node` process while it mines and connects many regtest
+//!    blocks.
+//!
+//! Arguments (after `--`): `connect`, `mine`, `memory` to run one part (default: all);
+//! `--blocks N` for the memory run (default 10,000), `--cache-mib M` for the node's store
+//! cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
+//! small size, as a smoke test.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use camel_core::block::Header;
+use camel_core::keys::{PublicKey, verify_hash};
+use camel_core::params::Params;
+use camel_core::pow::Target;
+use camel_core::sighash::SighashCache;
+use camel_core::transaction::{Transaction, TxOut};
+use camel_node::miner::{WorkUnit, mine};
+use common::*;
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// (public key, DER signature, digest) of every input of `txs`.
+fn signatures(
+    txs: &[Transaction],
+    spent: &[TxOut],
+) -> Vec<(PublicKey, Vec<u8>, camel_core::Hash256)> {
+    txs.iter()
+        .zip(spent)
+        .map(|(tx, out)| {
+            let cache = SighashCache::new(tx);
+            let digest = cache
+                .signature_hash(0, &out.script_pubkey, out.value)
+                .unwrap();
+            let ins: Vec<_> = tx.inputs[0].script_sig.instructions().collect();
+            let (sig, pk) = match ins.as_slice() {
+                [
+                    Ok(camel_core::script::Instruction::Push(s)),
+                    Ok(camel_core::script::Instruction::Push(p)),
+                ] => (s[..s.len() - 1].to_vec(), PublicKey::from_slice(p).unwrap()),
+                other => panic!("not a P2PKH scriptSig: {other:?}"),
+            };
+            (pk, sig, digest)
+        })
+        .collect()
+}
+
+/// Verifies every signature on `threads` threads; returns the elapsed time.
+fn bare_verify(sigs: &[(PublicKey, Vec<u8>, camel_core::Hash256)], threads: usize) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for chunk in sigs.chunks(sigs.len().div_ceil(threads)) {
+            s.spawn(move || {
+                for (pk, sig, digest) in chunk {
+                    verify_hash(pk, digest, sig).unwrap();
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn connect(n_txs: usize) {
+    let dir = TempDir::new("bench-connect");
+    let node = open_node(dir.path());
+    let k = key(1);
+    let to_k = script_of(&k);
+    const ROUNDS: usize = 3;
+    let hashes = node.generate(100 + ROUNDS as u32, &to_k, 1).unwrap();
+    // Fan out: one transaction per round with 2,000 outputs to k.
+    let fan: Vec<Transaction> = hashes[..ROUNDS]
+        .iter()
+        .map(|h| {
+            let b = node.store().block(h).unwrap().unwrap();
+            split(&k, coinbase_coin(&b), n_txs, &to_k, 100_000)
+        })
+        .collect();
+    for t in &fan {
+        node.submit_tx(t.clone()).unwrap();
+    }
+    node.generate(1, &to_k, 1).unwrap();
+    let t = threads();
+    println!("\n## Connecting a block of {n_txs} one-input P2PKH transactions ({t} threads)\n");
+    println!(
+        "| round | block bytes | bare verify, {t} thr | rules without scripts | scripts alone, {t} thr | whole connect (submit_block) | scripts / bare | connect / bare |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for (round, f) in fan.iter().enumerate() {
+        let coins = coins_of(f);
+        let txs: Vec<Transaction> = coins
+            .iter()
+            .map(|c| {
+                spend(
+                    &k,
+                    std::slice::from_ref(c),
+                    vec![TxOut {
+                        value: amount(c.1.value.to_base() - 1_000),
+                        script_pubkey: to_k.clone(),
+                    }],
+                )
+            })
+            .collect();
+        let spent: Vec<TxOut> = coins.iter().map(|c| c.1.clone()).collect();
+        let sigs = signatures(&txs, &spent);
+        let bare = (0..3).map(|_| bare_verify(&sigs, t)).min().unwrap();
+        let tip = node.chain().tip();
+        let block = block_on(&node.chain(), tip, txs, 1_000 * n_txs as u64, &to_k, 0);
+        let size = camel_core::encode::encode_to_vec(&block).len();
+        // Where the time goes: inputs and rules without scripts, then all of validation.
+        let breakdown = {
+            let chain = node.chain();
+            let ctx = chain.context_after(&tip, camel_node::chain::now()).unwrap();
+            let snap = node.store().snapshot().unwrap();
+            let t0 = Instant::now();
+            let (_, checks) =
+                camel_core::contextual::connect_block(&block, &ctx, &snap, &snap, chain.params())
+                    .unwrap();
+            let rules = t0.elapsed();
+            let t1 = Instant::now();
+            camel_node::chain::run_script_checks(
+                &checks,
+                &camel_core::interpreter::NoFraudProofs,
+                t,
+            )
+            .unwrap();
+            let scripts = t1.elapsed();
+            (rules, scripts)
+        };
+        let start = Instant::now();
+        node.submit_block(block).unwrap();
+        let took = start.elapsed();
+        let ratio = bare.as_secs_f64() / took.as_secs_f64();
+        ratios.push(ratio);
+        println!(
+            "| {} | {size} | {:.1} ms ({:.0} sig/s) | {:.1} ms | {:.1} ms | {:.1} ms ({:.0} tx/s) | {:.2} | {ratio:.2} |",
+            round + 1,
+            bare.as_secs_f64() * 1e3,
+            n_txs as f64 / bare.as_secs_f64(),
+            breakdown.0.as_secs_f64() * 1e3,
+            breakdown.1.as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3,
+            n_txs as f64 / took.as_secs_f64(),
+            bare.as_secs_f64() / breakdown.1.as_secs_f64(),
+        );
+    }
+    let single = {
+        let coins = coins_of(&fan[0]);
+        let spent: Vec<TxOut> = coins.iter().map(|c| c.1.clone()).collect();
+        let txs: Vec<Transaction> = coins
+            .iter()
+            .map(|c| spend(&k, std::slice::from_ref(c), vec![c.1.clone()]))
+            .collect();
+        bare_verify(&signatures(&txs, &spent), 1)
+    };
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "\nmedian connect/bare ratio {:.2} (goal ≥ 0.8); bare verify on 1 thread: {:.0} sig/s",
+        ratios[ratios.len() / 2],
+        n_txs as f64 / single.as_secs_f64()
+    );
+}
+
+fn mining(run: Duration) {
+    let p = Params::regtest();
+    // A target no hash meets: the miner runs until stopped.
+    let unit = WorkUnit {
+        height: 1,
+        prev: p.genesis_hash,
+        bits: 0x0300_0001,
+        time: p.genesis_time + 1,
+        version: 1,
+        txs: vec![],
+        reward: p.block_subsidy(1),
+        payout: script_of(&key(1)),
+    };
+    println!(
+        "\n## Miner vs bare SHA-256d midstate loop ({:.1} s each)\n",
+        run.as_secs_f64()
+    );
+    println!("| threads | bare loop, hashes/s | miner, hashes/s | miner / bare |");
+    println!("|---|---|---|---|");
+    for t in [1, threads()] {
+        let bare = {
+            let header = Header {
+                version: 1,
+                prev_blockhash: p.genesis_hash,
+                merkle_root: camel_core::Hash256::hash(b"m"),
+                time: 0,
+                bits: 0x0300_0001,
+                nonce: 0,
+            };
+            let target = Target::from_compact(0x0300_0001).unwrap();
+            let stop = AtomicBool::new(false);
+            let count = AtomicU64::new(0);
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for i in 0..t {
+                    let (stop, count, target) = (&stop, &count, &target);
+                    s.spawn(move || {
+                        let mid = Header {
+                            time: i as u32,
+                            ..header
+                        }
+                        .midstate();
+                        let mut n = 0u32;
+                        let mut hits = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for _ in 0..(1 << 16) {
+                                if target.is_met_by(&mid.hash(n)) {
+                                    hits += 1;
+                                }
+                                n = n.wrapping_add(1);
+                            }
+                            count.fetch_add(1 << 16, Ordering::Relaxed);
+                        }
+                        std::hint::black_box(hits);
+                    });
+                }
+                std::thread::sleep(run);
+                stop.store(true, Ordering::Relaxed);
+            });
+            count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+        };
+        let miner = {
+            let stop = AtomicBool::new(false);
+            let hashes = AtomicU64::new(0);
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(run);
+                    stop.store(true, Ordering::Relaxed);
+                });
+                assert!(mine(&unit, t, &stop, &hashes).is_none());
+            });
+            hashes.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+        };
+        println!(
+            "| {t} | {:.2} M | {:.2} M | {:.2} |",
+            bare / 1e6,
+            miner / 1e6,
+            miner / bare
+        );
+    }
+}
+
+/// RSS of a `camel-node` process (the release binary) while `POST /generate` makes it mine
+/// and connect `blocks` regtest blocks, sampled every tenth.
+fn memory(blocks: u32, cache_mib: Option<&str>) {
+    let dir = TempDir::new("bench-memory");
+    let data = dir.path().join("data");
+    let extra: Vec<&str> = cache_mib
+        .map(|c| vec!["--db-cache-mib", c])
+        .unwrap_or_default();
+    let mut node = common::process::start(&data, &dir.path().join("node.log"), &extra);
+    let pid = node.child.id();
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
+    println!(
+        "\n## Node process RSS while it mines and connects {blocks} regtest blocks (store cache: {} MiB)\n",
+        cache_mib.unwrap_or("default 64")
+    );
+    println!("| blocks connected | node RSS (MiB) | store file (MiB) | blocks/s since last row |");
+    println!("|---|---|---|---|");
+    println!("| 0 | {:.1} | - | - |", rss() as f64 / 1024.0);
+    let step = (blocks / 10).clamp(1, camel_node::api::MAX_GENERATE);
+    let mut done = 0;
+    while done < blocks {
+        let n = step.min(blocks - done);
+        let start = Instant::now();
+        let (status, body) = node.post(
+            "/generate",
+            true,
+            &format!(r#"{{"n": {n}, "address": "{address}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        done += n;
+        let size = std::fs::metadata(data.join("chain.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "| {done} | {:.1} | {:.1} | {:.0} |",
+            rss() as f64 / 1024.0,
+            size as f64 / 1048576.0,
+            f64::from(n) / start.elapsed().as_secs_f64()
+        );
+    }
+    let status = node.signal_and_wait("TERM", Duration::from_secs(30));
+    assert!(status.success());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wants = |name: &str| {
+        let named: Vec<&String> = args
+            .iter()
+            .filter(|a| ["connect", "mine", "memory"].contains(&a.as_str()))
+            .collect();
+        named.is_empty() || named.iter().any(|a| *a == name)
+    };
+    let full = args.iter().any(|a| a == "--bench");
+    let blocks = args
+        .iter()
+        .position(|a| a == "--blocks")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 10_000 } else { 100 });
+    println!(
+        "cores: {}, load average: {}",
+        threads(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    if wants("connect") {
+        connect(if full { 2_000 } else { 50 });
+    }
+    if wants("mine") {
+        mining(Duration::from_millis(if full { 3_000 } else { 100 }));
+    }
+    if wants("memory") {
+        let cache = args
+            .iter()
+            .position(|a| a == "--cache-mib")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        memory(blocks, cache);
+    }
+}

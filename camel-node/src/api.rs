@@ -1,0 +1,527 @@
+//! The node's HTTP API: JSON over HTTP, on loopback by default. See `docs/api.md` for every
+//! endpoint with examples.
+//!
+//! Reads are open. Anything that controls the node (`POST /block`, `POST /generate`,
+//! `POST /shutdown`) needs `Authorization: Bearer <token>`, the token being the content of
+//! the data directory's cookie file (fresh each start, mode 0600). `POST /tx` is open: it is
+//! what a wallet broadcasts with, and peers may relay the same transaction anyway.
+//!
+//! Every error is JSON, `{"error": {"code": "...", "message": "..."}}`, with status 400
+//! for bad input (the code is the rejection reason for transactions and blocks), 401 for
+//! a missing or wrong token, 404 for unknown objects, 500 for storage failures.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use camel_core::block::Block;
+use camel_core::encode::{Decodable, Encodable, decode_from_slice, encode_to_vec};
+use camel_core::hash::{BlockHash, Txid, from_hex, to_hex};
+use camel_core::params::Network;
+use camel_core::transaction::Transaction;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::chain::{Accepted, ChainError};
+use crate::mempool::MempoolError;
+use crate::node::{Node, NodeError};
+use crate::store::{IndexEntry, StoreError};
+
+/// Most coins `/address/{addr}/utxos` lists.
+pub const MAX_UTXOS_LISTED: usize = 1_000;
+/// Most blocks one `/generate` call mines.
+pub const MAX_GENERATE: u32 = 1_000;
+/// Largest request body (a hex-encoded maximum-size block, with room).
+const MAX_BODY: usize = 4 * camel_core::block::MAX_BLOCK_SIZE + 1024;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub node: Arc<Node>,
+    pub token: Arc<str>,
+    /// Set to `true` by `POST /shutdown`.
+    pub shutdown: watch::Sender<bool>,
+    /// Threads `/generate` mines with.
+    pub mine_threads: usize,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+/// An API error: status, code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl ToString) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.to_string(),
+        }
+    }
+    fn bad(code: &str, message: impl ToString) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn not_found(message: impl ToString) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("{e}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e)
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Chain(ChainError::Invalid {
+                reason, message, ..
+            })
+            | NodeError::Mempool(MempoolError::Rejected { reason, message }) => {
+                Self::bad(&reason, message)
+            }
+            NodeError::Chain(ChainError::Store(e))
+            | NodeError::Mempool(MempoolError::Store(e))
+            | NodeError::Store(e) => e.into(),
+            NodeError::Stopped => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "the node is shutting down",
+            ),
+            e @ NodeError::Mining { .. } => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "mining", e)
+            }
+        }
+    }
+}
+
+type ApiResult = Result<axum::Json<Value>, ApiError>;
+
+fn path_error(e: PathRejection) -> ApiError {
+    ApiError::bad("bad-path", e.body_text())
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    ApiError::new(e.status(), "bad-body", e.body_text())
+}
+
+/// Runs blocking node work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("request failed: {e}"),
+        )
+    })?
+}
+
+/// The router for `state`.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/tip", get(tip))
+        .route("/chainstate", get(chainstate))
+        .route("/block/{id}", get(block))
+        .route("/tx/{txid}", get(tx))
+        .route("/address/{addr}/balance", get(balance))
+        .route("/address/{addr}/utxos", get(utxos))
+        .route("/mempool", get(mempool))
+        .route("/tx", post(post_tx))
+        .route("/block", post(post_block))
+        .route("/generate", post(generate))
+        .route("/shutdown", post(shutdown))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see docs/api.md") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn check_auth(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| {
+        let (a, b) = (g.as_bytes(), state.token.as_bytes());
+        // Constant time in the token's content.
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs 'Authorization: Bearer <token>' with the token from the data directory's .cookie file",
+        ))
+    }
+}
+
+fn entry_json(hash: &BlockHash, e: &IndexEntry, active: bool, tip_height: u32) -> Value {
+    json!({
+        "hash": hash.to_string(),
+        "height": e.height,
+        "prev": e.header.prev_blockhash.to_string(),
+        "merkle_root": e.header.merkle_root.to_string(),
+        "time": e.header.time,
+        "bits": format!("{:08x}", e.header.bits),
+        "nonce": e.header.nonce,
+        "version": e.header.version,
+        "chain_work": e.chain_work.to_string(),
+        "in_active_chain": active,
+        "confirmations": if active { tip_height.saturating_sub(e.height).saturating_add(1) } else { 0 },
+        "invalid": e.is_failed(),
+    })
+}
+
+async fn tip(State(s): State<ApiState>) -> ApiResult {
+    let node = s.node.clone();
+    blocking(move || {
+        let (hash, entry) = {
+            let chain = node.chain();
+            (chain.tip(), chain.tip_entry())
+        };
+        let mempool = node.mempool();
+        Ok(axum::Json(json!({
+            "network": node.params().network.name(),
+            "hash": hash.to_string(),
+            "height": entry.height,
+            "time": entry.header.time,
+            "bits": format!("{:08x}", entry.header.bits),
+            "chain_work": entry.chain_work.to_string(),
+            "mempool": {"count": mempool.len(), "bytes": mempool.bytes()},
+            "hashes_tried": node.hashes.load(std::sync::atomic::Ordering::Relaxed),
+        })))
+    })
+    .await
+}
+
+async fn chainstate(State(s): State<ApiState>) -> ApiResult {
+    let node = s.node.clone();
+    blocking(move || {
+        // The chain lock keeps the tip and the UTXO set in step.
+        let chain = node.chain();
+        let stats = node.store().utxo_stats()?;
+        Ok(axum::Json(json!({
+            "hash": chain.tip().to_string(),
+            "height": chain.height(),
+            "utxo_set_hash": stats.hash.to_string(),
+            "coins": stats.coins,
+            "total": stats.total,
+            "orphans": chain.orphan_count(),
+        })))
+    })
+    .await
+}
+
+async fn block(State(s): State<ApiState>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id.map_err(path_error)?;
+    let node = s.node.clone();
+    blocking(move || {
+        let chain = node.chain();
+        let hash = if id.len() == 64 {
+            id.parse::<BlockHash>()
+                .map_err(|e| ApiError::bad("bad-hash", format!("{id:?}: {e}")))?
+        } else {
+            let height: u32 = id.parse().map_err(|_| {
+                ApiError::bad(
+                    "bad-block-id",
+                    format!("{id:?} is neither a 64-hex-digit block hash nor a height"),
+                )
+            })?;
+            chain
+                .hash_at(height)
+                .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?
+        };
+        let entry = *chain
+            .entry(&hash)
+            .ok_or_else(|| ApiError::not_found(format!("block {hash} is unknown")))?;
+        let mut v = entry_json(&hash, &entry, chain.is_active(&hash), chain.height());
+        drop(chain);
+        if let Some(bytes) = node.store().block_bytes(&hash)? {
+            let block: Block = decode_from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                what: "block",
+                source: e,
+            })?;
+            v["txids"] = block
+                .txdata
+                .iter()
+                .map(|t| Value::String(t.txid().to_string()))
+                .collect();
+            v["size"] = json!(bytes.len());
+            v["hex"] = json!(to_hex(&bytes));
+        }
+        Ok(axum::Json(v))
+    })
+    .await
+}
+
+async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(txid) = txid.map_err(path_error)?;
+    let txid: Txid = txid
+        .parse()
+        .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))?;
+    let node = s.node.clone();
+    blocking(move || {
+        if let Some(e) = node.mempool().get(&txid) {
+            return Ok(axum::Json(json!({
+                "txid": txid.to_string(),
+                "in_mempool": true,
+                "fee": e.fee.to_base(),
+                "size": e.size,
+                "hex": to_hex(&encode_to_vec(&e.tx)),
+            })));
+        }
+        let snapshot = node.store().snapshot()?;
+        let (block_hash, pos) = snapshot
+            .tx_location(&txid)?
+            .ok_or_else(|| ApiError::not_found(format!("transaction {txid} is unknown")))?;
+        let block = node
+            .store()
+            .block(&block_hash)?
+            .ok_or_else(|| StoreError::Missing(format!("block {block_hash}")))?;
+        let tx = block
+            .txdata
+            .get(usize::try_from(pos).unwrap_or(usize::MAX))
+            .ok_or_else(|| StoreError::Missing(format!("transaction {pos} of {block_hash}")))?;
+        let chain = node.chain();
+        let height = chain.entry(&block_hash).map(|e| e.height).unwrap_or(0);
+        Ok(axum::Json(json!({
+            "txid": txid.to_string(),
+            "in_mempool": false,
+            "block": block_hash.to_string(),
+            "height": height,
+            "position": pos,
+            "confirmations": chain.height().saturating_sub(height).saturating_add(1),
+            "hex": to_hex(&encode_to_vec(tx)),
+        })))
+    })
+    .await
+}
+
+fn address_script(node: &Node, addr: &str) -> Result<camel_core::script::Script, ApiError> {
+    node.payout_script(addr)
+        .map_err(|e| ApiError::bad("bad-address", format!("{addr:?}: {e}")))
+}
+
+async fn balance(
+    State(s): State<ApiState>,
+    addr: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(addr) = addr.map_err(path_error)?;
+    let node = s.node.clone();
+    blocking(move || {
+        let script = address_script(&node, &addr)?;
+        let coins = node
+            .store()
+            .snapshot()?
+            .coins_of_script(&script, usize::MAX)?;
+        let total: u64 = coins
+            .iter()
+            .map(|(_, c)| c.output.value.to_base())
+            .fold(0, u64::saturating_add);
+        Ok(axum::Json(json!({
+            "address": addr,
+            "confirmed": total,
+            "coins": coins.len(),
+        })))
+    })
+    .await
+}
+
+async fn utxos(State(s): State<ApiState>, addr: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(addr) = addr.map_err(path_error)?;
+    let node = s.node.clone();
+    blocking(move || {
+        let script = address_script(&node, &addr)?;
+        let coins = node
+            .store()
+            .snapshot()?
+            .coins_of_script(&script, MAX_UTXOS_LISTED)?;
+        let list: Vec<Value> = coins
+            .iter()
+            .map(|(op, c)| {
+                json!({
+                    "txid": op.txid.to_string(),
+                    "vout": op.vout,
+                    "value": c.output.value.to_base(),
+                    "height": c.height,
+                    "coinbase": c.is_coinbase,
+                    "script_pubkey": to_hex(c.output.script_pubkey.as_bytes()),
+                })
+            })
+            .collect();
+        Ok(axum::Json(json!({
+            "address": addr,
+            "utxos": list,
+            "truncated": coins.len() >= MAX_UTXOS_LISTED,
+        })))
+    })
+    .await
+}
+
+async fn mempool(State(s): State<ApiState>) -> ApiResult {
+    let node = s.node.clone();
+    blocking(move || {
+        let pool = node.mempool();
+        let txs: Vec<Value> = pool
+            .entries()
+            .map(|e| {
+                json!({
+                    "txid": e.txid.to_string(),
+                    "fee": e.fee.to_base(),
+                    "size": e.size,
+                })
+            })
+            .collect();
+        Ok(axum::Json(json!({
+            "count": pool.len(),
+            "bytes": pool.bytes(),
+            "min_fee_rate": pool.policy().min_fee_rate,
+            "txs": txs,
+        })))
+    })
+    .await
+}
+
+/// A body that is hex, or JSON `{"hex": "..."}`.
+fn hex_body<T: Decodable>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad("bad-body", "the body is not UTF-8 text"))?
+        .trim();
+    let hex = if text.starts_with('{') {
+        #[derive(Deserialize)]
+        struct HexBody {
+            hex: String,
+        }
+        serde_json::from_str::<HexBody>(text)
+            .map_err(|e| ApiError::bad("bad-json", format!("expected {{\"hex\": \"...\"}}: {e}")))?
+            .hex
+    } else {
+        text.to_owned()
+    };
+    let bytes = from_hex(hex.trim())
+        .map_err(|e| ApiError::bad("bad-hex", format!("the {what} is not hex: {e}")))?;
+    decode_from_slice(&bytes)
+        .map_err(|e| ApiError::bad("bad-encoding", format!("the {what} does not decode: {e}")))
+}
+
+async fn post_tx(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(body_error)?;
+    let tx: Transaction = hex_body(&body, "transaction")?;
+    let node = s.node.clone();
+    blocking(move || {
+        let txid = node.submit_tx(tx)?;
+        Ok(axum::Json(json!({"txid": txid.to_string()})))
+    })
+    .await
+}
+
+async fn post_block(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    check_auth(&s, &headers)?;
+    let body = body.map_err(body_error)?;
+    let block: Block = hex_body(&body, "block")?;
+    let size = block.encoded_len();
+    let node = s.node.clone();
+    blocking(move || {
+        let outcome = node.submit_block(block)?;
+        let chain = node.chain();
+        let status = match outcome.accepted {
+            Accepted::Stored if chain.is_active(&outcome.hash) => "active",
+            Accepted::Stored => "side-chain",
+            Accepted::Duplicate => "duplicate",
+            Accepted::Orphan => "orphan",
+        };
+        Ok(axum::Json(json!({
+            "hash": outcome.hash.to_string(),
+            "status": status,
+            "size": size,
+            "tip": chain.tip().to_string(),
+            "height": chain.height(),
+        })))
+    })
+    .await
+}
+
+async fn generate(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    check_auth(&s, &headers)?;
+    if s.node.params().network != Network::Regtest {
+        return Err(ApiError::bad(
+            "regtest-only",
+            "on-demand mining is for regtest; run the node with --mine instead",
+        ));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Generate {
+        n: u32,
+        address: String,
+    }
+    let body = body.map_err(body_error)?;
+    let req: Generate = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad-json",
+            format!("expected {{\"n\": <blocks>, \"address\": \"<address>\"}}: {e}"),
+        )
+    })?;
+    if req.n == 0 || req.n > MAX_GENERATE {
+        return Err(ApiError::bad(
+            "bad-n",
+            format!("n must be 1..={MAX_GENERATE}, got {}", req.n),
+        ));
+    }
+    let script = address_script(&s.node, &req.address)?;
+    let node = s.node.clone();
+    let threads = s.mine_threads;
+    blocking(move || {
+        let hashes = node.generate(req.n, &script, threads)?;
+        Ok(axum::Json(json!({
+            "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "height": node.chain().height(),
+        })))
+    })
+    .await
+}
+
+async fn shutdown(State(s): State<ApiState>, headers: HeaderMap) -> ApiResult {
+    check_auth(&s, &headers)?;
+    let _ = s.shutdown.send(true);
+    Ok(axum::Json(json!({"shutting_down": true})))
+}

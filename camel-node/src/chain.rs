@@ -1,0 +1,886 @@
+//! The chain manager: accepts blocks, keeps the header index in memory, follows the valid
+//! chain with the most work, and reorganises to a better one at any depth.
+//!
+//! Acceptance is a pipeline (each step may reject, nothing is written before the block
+//! passes the context-free checks):
+//! 1. context-free checks ([`check_block`]): proof of work, merkle root, transactions;
+//! 2. a block whose parent is unknown goes to the bounded orphan pool until it arrives;
+//! 3. a block whose parent is invalid is stored as invalid;
+//! 4. header rules in context ([`check_block_contextual`]): height, median time past,
+//!    expected `bits`, time not too far ahead of the clock;
+//! 5. the block is stored (one write transaction), and if its chain has more work than the
+//!    active chain, the chain is switched: blocks are disconnected down to the fork point
+//!    (one write transaction each, restoring the undo data), then the new branch is
+//!    connected ([`connect_block`] with the UTXO and job views, scripts checked in parallel,
+//!    one write transaction each). If a block of the new branch breaks a rule, it is marked
+//!    invalid with its descendants, and the best valid chain is selected again: the node
+//!    returns to its former chain if that is still the best.
+//!
+//! Ties in work keep the chain the node already follows (first seen wins).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use camel_core::block::Block;
+use camel_core::contextual::{
+    BlockChanges, BlockContext, TxScriptChecks, check_block_contextual, connect_block,
+    median_time_past,
+};
+use camel_core::encode::Encodable;
+use camel_core::hash::BlockHash;
+use camel_core::interpreter::FraudProofOracle;
+use camel_core::params::Params;
+use camel_core::pow::{Work, is_retarget_height, next_bits, retarget_first_height};
+use camel_core::validation::check_block;
+
+use crate::store::{IndexEntry, Snapshot, Store, StoreError, status};
+
+/// Orphan pool limits.
+pub const MAX_ORPHANS: usize = 100;
+pub const MAX_ORPHAN_BYTES: usize = 20_000_000;
+
+/// Why a block was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The block breaks a rule; `reason` is the Bitcoin-style code.
+    #[error("block {hash} rejected: {message}")]
+    Invalid {
+        hash: BlockHash,
+        reason: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ChainError {
+    fn invalid(hash: BlockHash, reason: &str, message: impl ToString) -> Self {
+        Self::Invalid {
+            hash,
+            reason: reason.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The rejection reason code, `None` for a storage failure.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { reason, .. } => Some(reason),
+            Self::Store(_) => None,
+        }
+    }
+}
+
+/// What became of an accepted block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored; the active chain may have changed (see [`AcceptOutcome::change`]).
+    Stored,
+    /// Already known.
+    Duplicate,
+    /// Parent unknown: held in the orphan pool.
+    Orphan,
+}
+
+/// Blocks that left and joined the active chain, in order (disconnected tip first,
+/// connected lowest first): the mempool replays them.
+#[derive(Debug, Default)]
+pub struct TipChange {
+    pub disconnected: Vec<Block>,
+    pub connected: Vec<Block>,
+}
+
+impl TipChange {
+    pub fn is_empty(&self) -> bool {
+        self.disconnected.is_empty() && self.connected.is_empty()
+    }
+    fn append(&mut self, other: TipChange) {
+        self.disconnected.extend(other.disconnected);
+        self.connected.extend(other.connected);
+    }
+}
+
+/// What accepting one block did.
+enum Step {
+    /// Stored; the best chain must be reconsidered.
+    Stored,
+    /// Connected on top of the tip.
+    Connected(Block),
+    Done(Accepted),
+}
+
+/// Result of [`Chain::accept_block`].
+#[derive(Debug)]
+pub struct AcceptOutcome {
+    pub hash: BlockHash,
+    pub accepted: Accepted,
+    pub change: TipChange,
+    /// Blocks of a better chain that were found invalid while switching to it.
+    pub invalidated: Vec<ChainError>,
+}
+
+impl AcceptOutcome {
+    /// Where in `invalidated` the submitted block itself is, if switching to it found it
+    /// invalid.
+    pub fn rejection(&self) -> Option<usize> {
+        self.invalidated
+            .iter()
+            .position(|e| matches!(e, ChainError::Invalid { hash, .. } if *hash == self.hash))
+    }
+}
+
+/// Blocks whose parent has not arrived, bounded in count and bytes (oldest evicted first).
+#[derive(Debug, Default)]
+struct OrphanPool {
+    blocks: HashMap<BlockHash, (Block, usize)>,
+    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
+    order: VecDeque<BlockHash>,
+    bytes: usize,
+}
+
+impl OrphanPool {
+    fn insert(&mut self, hash: BlockHash, block: Block) {
+        if self.blocks.contains_key(&hash) {
+            return;
+        }
+        let size = block.encoded_len();
+        self.by_parent
+            .entry(block.header.prev_blockhash)
+            .or_default()
+            .push(hash);
+        self.blocks.insert(hash, (block, size));
+        self.order.push_back(hash);
+        self.bytes = self.bytes.saturating_add(size);
+        while self.blocks.len() > MAX_ORPHANS || self.bytes > MAX_ORPHAN_BYTES {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: &BlockHash) -> Option<Block> {
+        let (block, size) = self.blocks.remove(hash)?;
+        self.bytes = self.bytes.saturating_sub(size);
+        if let Some(children) = self.by_parent.get_mut(&block.header.prev_blockhash) {
+            children.retain(|h| h != hash);
+            if children.is_empty() {
+                self.by_parent.remove(&block.header.prev_blockhash);
+            }
+        }
+        self.order.retain(|h| h != hash);
+        Some(block)
+    }
+
+    fn take_children(&mut self, parent: &BlockHash) -> Vec<Block> {
+        let children = self.by_parent.remove(parent).unwrap_or_default();
+        children.iter().filter_map(|h| self.remove(h)).collect()
+    }
+}
+
+/// Seconds since the Unix epoch, as a block time.
+pub fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+/// Runs the script checks of a block on `threads` threads; the first failure found wins.
+/// A fraud proof this node cannot judge (it holds no model) is not a failure: such a node
+/// follows the most-work chain on it.
+pub fn run_script_checks(
+    checks: &[TxScriptChecks<'_>],
+    oracle: &(dyn FraudProofOracle + Sync),
+    threads: usize,
+) -> Result<(), (usize, camel_core::contextual::TxError)> {
+    let threads = threads.clamp(1, checks.len().max(1));
+    if threads == 1 {
+        for (i, c) in checks.iter().enumerate() {
+            run_one(c, oracle).map_err(|e| (i, e))?;
+        }
+        return Ok(());
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    const BATCH: usize = 16;
+    let errors: Vec<(usize, camel_core::contextual::TxError)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        let Some(batch) = checks.get(start..checks.len().min(start + BATCH)) else {
+                            break;
+                        };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        for (i, c) in batch.iter().enumerate() {
+                            if let Err(e) = run_one(c, oracle) {
+                                failed.store(true, Ordering::Relaxed);
+                                return Some((start + i, e));
+                            }
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().ok().flatten())
+            .collect()
+    });
+    match errors.into_iter().min_by_key(|(i, _)| *i) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn run_one(
+    check: &TxScriptChecks<'_>,
+    oracle: &dyn FraudProofOracle,
+) -> Result<(), camel_core::contextual::TxError> {
+    match check.run(oracle) {
+        Err(e) if e.fraud_proof_unavailable() => {
+            tracing::info!("following the chain on a fraud proof this node cannot judge: {e}");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The chain state: header index, active chain, orphans, and the store behind them.
+pub struct Chain {
+    params: Params,
+    store: Arc<Store>,
+    index: HashMap<BlockHash, IndexEntry>,
+    /// Active chain by height, genesis first.
+    active: Vec<BlockHash>,
+    /// Blocks with data whose chain is not known invalid and has at least the tip's work,
+    /// keyed by (work, arrival order reversed): the last entry is the best candidate.
+    candidates: BTreeMap<(Work, Reverse<u64>), BlockHash>,
+    arrival: u64,
+    orphans: OrphanPool,
+    oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+    script_threads: usize,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("network", &self.params.network)
+            .field("height", &self.height())
+            .field("tip", &self.tip())
+            .field("headers", &self.index.len())
+            .field("orphans", &self.orphans.blocks.len())
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Opens the chain state in `store`; a fresh store gets the network's genesis block.
+    pub fn open(
+        store: Arc<Store>,
+        params: Params,
+        oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+        script_threads: usize,
+    ) -> Result<Self, ChainError> {
+        let mut chain = Self {
+            params,
+            store,
+            index: HashMap::new(),
+            active: Vec::new(),
+            candidates: BTreeMap::new(),
+            arrival: 0,
+            orphans: OrphanPool::default(),
+            oracle,
+            script_threads: script_threads.max(1),
+        };
+        chain.index = chain.store.load_index()?.into_iter().collect();
+        match chain.store.tip()? {
+            None => chain.init_genesis()?,
+            Some(tip) => {
+                chain.active = chain.store.active_chain()?;
+                if chain.active.last() != Some(&tip) {
+                    return Err(StoreError::Missing(format!(
+                        "active chain up to the stored tip {tip}"
+                    ))
+                    .into());
+                }
+                if chain.active.first() != Some(&chain.params.genesis_hash) {
+                    return Err(StoreError::Missing(format!(
+                        "{} genesis block {} (is this a data directory of another network?)",
+                        chain.params.network, chain.params.genesis_hash
+                    ))
+                    .into());
+                }
+            }
+        }
+        chain.rebuild_candidates();
+        // A crash between storing a block and switching to it leaves a better chain
+        // waiting: switch now.
+        chain.activate_best()?;
+        Ok(chain)
+    }
+
+    fn init_genesis(&mut self) -> Result<(), ChainError> {
+        let genesis = self.params.genesis_block();
+        let hash = genesis.block_hash();
+        let entry = IndexEntry {
+            header: genesis.header,
+            height: 0,
+            chain_work: genesis.header.work(),
+            status: status::HAVE_DATA | status::VALID,
+        };
+        // The genesis coinbase pays an unspendable script: it creates no coins.
+        self.store
+            .connect_block(&hash, &entry, &genesis, &BlockChanges::default(), true)?;
+        self.index.insert(hash, entry);
+        self.active = vec![hash];
+        Ok(())
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn tip(&self) -> BlockHash {
+        self.active
+            .last()
+            .copied()
+            .unwrap_or(self.params.genesis_hash)
+    }
+
+    pub fn height(&self) -> u32 {
+        u32::try_from(self.active.len().saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    pub fn tip_entry(&self) -> IndexEntry {
+        let tip = self.tip();
+        // The tip is always indexed.
+        self.index.get(&tip).copied().unwrap_or(IndexEntry {
+            header: self.params.genesis_block().header,
+            height: 0,
+            chain_work: Work::ZERO,
+            status: 0,
+        })
+    }
+
+    pub fn entry(&self, hash: &BlockHash) -> Option<&IndexEntry> {
+        self.index.get(hash)
+    }
+
+    /// The active chain's block at `height`.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(usize::try_from(height).ok()?).copied()
+    }
+
+    pub fn is_active(&self, hash: &BlockHash) -> bool {
+        self.index
+            .get(hash)
+            .is_some_and(|e| self.hash_at(e.height) == Some(*hash))
+    }
+
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.blocks.len()
+    }
+
+    /// The ancestor of `hash` at `height` (walking the index).
+    fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
+        let mut cur = *hash;
+        let mut entry = self.index.get(&cur)?;
+        if height > entry.height {
+            return None;
+        }
+        // On the active chain the answer is a lookup.
+        if self.hash_at(entry.height) == Some(cur) {
+            return self.hash_at(height);
+        }
+        while entry.height > height {
+            cur = entry.header.prev_blockhash;
+            entry = self.index.get(&cur)?;
+            if self.hash_at(entry.height) == Some(cur) {
+                return self.hash_at(height);
+            }
+        }
+        Some(cur)
+    }
+
+    /// The context a child of `parent` is checked in, at the node's clock `adjusted_time`.
+    pub fn context_after(&self, parent: &BlockHash, adjusted_time: u32) -> Option<BlockContext> {
+        let p = self.index.get(parent)?;
+        let height = p.height.checked_add(1)?;
+        let mut times = Vec::with_capacity(self.params.median_time_span);
+        let mut cur = Some(*parent);
+        while let Some(h) = cur {
+            if times.len() >= self.params.median_time_span {
+                break;
+            }
+            let e = self.index.get(&h)?;
+            times.push(e.header.time);
+            cur = (e.height > 0).then_some(e.header.prev_blockhash);
+        }
+        let expected_bits = if is_retarget_height(&self.params, height) {
+            let first_h = retarget_first_height(&self.params, height)?;
+            let first = self.index.get(&self.ancestor(parent, first_h)?)?;
+            next_bits(
+                &self.params,
+                p.header.bits,
+                first.header.time,
+                p.header.time,
+            )
+            .ok()?
+        } else {
+            p.header.bits
+        };
+        Some(BlockContext {
+            height,
+            median_time_past: median_time_past(&times),
+            expected_bits,
+            adjusted_time,
+        })
+    }
+
+    fn rebuild_candidates(&mut self) {
+        let tip_work = self.tip_entry().chain_work;
+        self.candidates.clear();
+        let mut entries: Vec<_> = self
+            .index
+            .iter()
+            .filter(|(_, e)| e.has_data() && !e.is_failed() && e.chain_work >= tip_work)
+            .map(|(h, e)| (e.height, *h, e.chain_work))
+            .collect();
+        entries.sort();
+        for (_, hash, work) in entries {
+            self.arrival = self.arrival.saturating_add(1);
+            self.candidates.insert((work, Reverse(self.arrival)), hash);
+        }
+    }
+
+    /// Drops candidates that can no longer beat the tip.
+    fn prune_candidates(&mut self) {
+        let (tip_work, tip) = (self.tip_entry().chain_work, self.tip());
+        self.candidates
+            .retain(|(w, _), h| *w > tip_work || *h == tip);
+    }
+
+    fn add_candidate(&mut self, hash: BlockHash, work: Work) {
+        self.arrival = self.arrival.saturating_add(1);
+        self.candidates.insert((work, Reverse(self.arrival)), hash);
+    }
+
+    /// Accepts a block from a peer, the miner or the API. `adjusted_time` is the node's
+    /// clock (see [`now`]).
+    pub fn accept_block(
+        &mut self,
+        block: Block,
+        adjusted_time: u32,
+    ) -> Result<AcceptOutcome, ChainError> {
+        let hash = block.block_hash();
+        let mut outcome = AcceptOutcome {
+            hash,
+            accepted: Accepted::Stored,
+            change: TipChange::default(),
+            invalidated: Vec::new(),
+        };
+        let mut queue = VecDeque::from([block]);
+        let mut first = true;
+        while let Some(block) = queue.pop_front() {
+            let h = block.block_hash();
+            match self.accept_one(block, adjusted_time) {
+                Ok(Step::Stored) => {
+                    let (change, invalidated) = self.activate_best()?;
+                    outcome.change.append(change);
+                    outcome.invalidated.extend(invalidated);
+                    queue.extend(self.orphans.take_children(&h));
+                }
+                Ok(Step::Connected(block)) => {
+                    outcome.change.connected.push(block);
+                    self.prune_candidates();
+                    queue.extend(self.orphans.take_children(&h));
+                }
+                Ok(Step::Done(other)) => {
+                    if first {
+                        outcome.accepted = other;
+                    }
+                }
+                Err(e) => {
+                    if first {
+                        return Err(e);
+                    }
+                    tracing::info!("orphan {h} rejected: {e}");
+                }
+            }
+            first = false;
+        }
+        Ok(outcome)
+    }
+
+    fn accept_one(&mut self, block: Block, adjusted_time: u32) -> Result<Step, ChainError> {
+        let hash = block.block_hash();
+        if let Some(e) = self.index.get(&hash) {
+            if e.is_failed() {
+                return Err(ChainError::invalid(
+                    hash,
+                    "duplicate-invalid",
+                    "block is known to be invalid",
+                ));
+            }
+            return Ok(Step::Done(Accepted::Duplicate));
+        }
+        let parent_hash = block.header.prev_blockhash;
+        if parent_hash == self.tip() {
+            return self
+                .extend_tip(hash, block, adjusted_time)
+                .map(Step::Connected);
+        }
+        check_block(&block, &self.params).map_err(|e| ChainError::invalid(hash, e.reason(), &e))?;
+        let Some(parent) = self.index.get(&parent_hash).copied() else {
+            self.orphans.insert(hash, block);
+            return Ok(Step::Done(Accepted::Orphan));
+        };
+        let mut entry = IndexEntry {
+            header: block.header,
+            height: parent.height.saturating_add(1),
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            status: status::HAVE_DATA,
+        };
+        if parent.is_failed() {
+            entry.status |= status::FAILED_CHILD;
+            self.store.put_block(&hash, &entry, &block)?;
+            self.index.insert(hash, entry);
+            return Err(ChainError::invalid(
+                hash,
+                "bad-prevblk",
+                format!("parent {parent_hash} is invalid"),
+            ));
+        }
+        let ctx = self
+            .context_after(&parent_hash, adjusted_time)
+            .ok_or_else(|| StoreError::Missing(format!("ancestors of {parent_hash}")))?;
+        if let Err(e) = check_block_contextual(&block.header, &ctx, &self.params) {
+            let reason = e.reason();
+            // A block from the future may become valid later: it is not remembered.
+            if reason != "time-too-new" {
+                entry.status |= status::FAILED;
+                self.store.put_block(&hash, &entry, &block)?;
+                self.index.insert(hash, entry);
+            }
+            return Err(ChainError::invalid(hash, reason, &e));
+        }
+        self.store.put_block(&hash, &entry, &block)?;
+        self.index.insert(hash, entry);
+        if entry.chain_work > self.tip_entry().chain_work {
+            self.add_candidate(hash, entry.chain_work);
+        }
+        Ok(Step::Stored)
+    }
+
+    /// The common case: a block that extends the active tip is validated at once, and
+    /// stored with its index entry, UTXO changes and undo data in one transaction. A block
+    /// that fails is stored marked invalid, unless the failure may be the sender's (a body
+    /// that does not match its header, or a time ahead of our clock): then nothing is kept.
+    fn extend_tip(
+        &mut self,
+        hash: BlockHash,
+        block: Block,
+        adjusted_time: u32,
+    ) -> Result<Block, ChainError> {
+        let parent = self.tip_entry();
+        let mut entry = IndexEntry {
+            header: block.header,
+            height: parent.height.saturating_add(1),
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            status: status::HAVE_DATA,
+        };
+        match self.validate_and_write(&hash, &entry, &block, adjusted_time, true) {
+            Ok(()) => {
+                entry.status |= status::VALID;
+                self.index.insert(hash, entry);
+                self.active.push(hash);
+                Ok(block)
+            }
+            Err(ChainError::Invalid {
+                hash,
+                reason,
+                message,
+            }) => {
+                let senders_fault = matches!(
+                    reason.as_str(),
+                    "bad-txnmrklroot" | "high-hash" | "time-too-new"
+                ) || message.contains("CVE-2012-2459");
+                if !senders_fault {
+                    entry.status |= status::FAILED;
+                    self.store.put_block(&hash, &entry, &block)?;
+                    self.index.insert(hash, entry);
+                }
+                Err(ChainError::Invalid {
+                    hash,
+                    reason,
+                    message,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Switches to the best valid chain; returns the blocks disconnected and connected and
+    /// those found invalid on the way.
+    fn activate_best(&mut self) -> Result<(TipChange, Vec<ChainError>), ChainError> {
+        let mut change = TipChange::default();
+        let mut invalidated = Vec::new();
+        loop {
+            let tip = self.tip_entry();
+            let Some((&(work, _), &best)) = self.candidates.last_key_value() else {
+                break;
+            };
+            if work <= tip.chain_work || best == self.tip() {
+                break;
+            }
+            // The branch from the fork point up to `best`.
+            let mut branch = Vec::new();
+            let mut cur = best;
+            while !self.is_active(&cur) {
+                branch.push(cur);
+                cur = self
+                    .index
+                    .get(&cur)
+                    .map(|e| e.header.prev_blockhash)
+                    .ok_or_else(|| StoreError::Missing(format!("ancestor {cur}")))?;
+            }
+            let fork = cur;
+            while self.tip() != fork {
+                change.disconnected.push(self.disconnect_tip()?);
+            }
+            let mut failed = None;
+            for hash in branch.into_iter().rev() {
+                match self.connect_tip(&hash) {
+                    Ok(block) => change.connected.push(block),
+                    Err(e @ ChainError::Invalid { .. }) => {
+                        failed = Some((hash, e));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match failed {
+                Some((bad, e)) => {
+                    tracing::warn!("{e}");
+                    self.mark_invalid(&bad)?;
+                    invalidated.push(e);
+                }
+                None => self.prune_candidates(),
+            }
+        }
+        Ok((change, invalidated))
+    }
+
+    fn load_block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        self.store
+            .block(hash)?
+            .ok_or_else(|| StoreError::Missing(format!("block {hash}")).into())
+    }
+
+    /// Validates and connects the stored block `hash` on top of the active tip.
+    fn connect_tip(&mut self, hash: &BlockHash) -> Result<Block, ChainError> {
+        let block = self.load_block(hash)?;
+        let mut entry = *self
+            .index
+            .get(hash)
+            .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
+        self.validate_and_write(hash, &entry, &block, now_or(entry.header.time), false)?;
+        entry.status |= status::VALID;
+        self.index.insert(*hash, entry);
+        self.active.push(*hash);
+        Ok(block)
+    }
+
+    /// Validates `block` (index entry `entry`) against the active chain, whose tip must be
+    /// its parent, and connects it: the contextual rules and transaction inputs first, then
+    /// the scripts on `script_threads` threads while this thread prepares the store's write
+    /// transaction, which is committed only if every script passes (and aborted otherwise).
+    fn validate_and_write(
+        &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
+        block: &Block,
+        adjusted_time: u32,
+        store_body: bool,
+    ) -> Result<(), ChainError> {
+        let ctx = self
+            .context_after(&block.header.prev_blockhash, adjusted_time)
+            .ok_or_else(|| StoreError::Missing(format!("parent of {hash}")))?;
+        debug_assert_eq!(ctx.height, entry.height);
+        let view: Snapshot = self.store.snapshot()?;
+        let result = connect_block(block, &ctx, &view, &view, &self.params);
+        if let Some(e) = view.take_error() {
+            return Err(e.into());
+        }
+        drop(view);
+        let (changes, checks) = result.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
+        let valid = IndexEntry {
+            status: entry.status | status::VALID,
+            ..*entry
+        };
+        let (oracle, threads) = (self.oracle.as_ref(), self.script_threads);
+        let (scripts, pending) = std::thread::scope(|s| {
+            let scripts = s.spawn(|| run_script_checks(&checks, oracle, threads));
+            let pending = self
+                .store
+                .prepare_connect(hash, &valid, block, &changes, store_body);
+            let scripts = scripts
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (scripts, pending)
+        });
+        match scripts {
+            Ok(()) => Ok(pending?.commit()?),
+            Err((i, e)) => {
+                if let Ok(p) = pending {
+                    p.abort()?;
+                }
+                Err(ChainError::invalid(
+                    *hash,
+                    e.reason(),
+                    format!("{e} (script check {i})"),
+                ))
+            }
+        }
+    }
+
+    fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
+        let hash = self.tip();
+        let entry = *self
+            .index
+            .get(&hash)
+            .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
+        if entry.height == 0 {
+            return Err(
+                StoreError::Missing("a block below genesis to reorganise to".into()).into(),
+            );
+        }
+        let block = self.load_block(&hash)?;
+        self.store.disconnect_block(&hash, entry.height, &block)?;
+        self.active.pop();
+        Ok(block)
+    }
+
+    /// Marks `bad` failed and every indexed descendant failed-child, in one transaction.
+    fn mark_invalid(&mut self, bad: &BlockHash) -> Result<(), ChainError> {
+        let Some(mut entry) = self.index.get(bad).copied() else {
+            return Ok(());
+        };
+        entry.status |= status::FAILED;
+        let mut changed = vec![(*bad, entry)];
+        let mut later: Vec<(u32, BlockHash)> = self
+            .index
+            .iter()
+            .filter(|(_, e)| e.height > entry.height)
+            .map(|(h, e)| (e.height, *h))
+            .collect();
+        later.sort();
+        let mut failed: std::collections::HashSet<BlockHash> = [*bad].into();
+        for (_, h) in later {
+            if let Some(e) = self.index.get(&h)
+                && failed.contains(&e.header.prev_blockhash)
+            {
+                failed.insert(h);
+                let mut e = *e;
+                e.status |= status::FAILED_CHILD;
+                changed.push((h, e));
+            }
+        }
+        self.store.put_entries(&changed)?;
+        for (h, e) in changed {
+            self.index.insert(h, e);
+        }
+        self.rebuild_candidates();
+        Ok(())
+    }
+}
+
+/// The node's clock, but never earlier than `block_time` minus the future limit: blocks
+/// already accepted are not re-judged on time when they are (re)connected.
+fn now_or(block_time: u32) -> u32 {
+    now().max(block_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use camel_core::block::Header;
+    use camel_core::hash::Hash256;
+    use camel_core::params::Params;
+    use camel_core::script::Script;
+    use camel_core::transaction::TxOut;
+
+    /// A block (not valid, the pool does not care) whose coinbase has `outputs` outputs of
+    /// 9,000 script bytes each.
+    fn orphan(parent: u8, n: u32, outputs: usize) -> Block {
+        let out = TxOut {
+            value: camel_core::Amount::ZERO,
+            script_pubkey: Script::new(vec![0x6a; 9_000]),
+        };
+        let coinbase = camel_core::block::build_coinbase(n, b"", vec![out; outputs]).unwrap();
+        Block {
+            header: Header {
+                version: 1,
+                prev_blockhash: BlockHash::hash(&[parent]),
+                merkle_root: Hash256::ZERO,
+                time: n,
+                bits: Params::regtest().pow_limit_bits,
+                nonce: n,
+            },
+            txdata: vec![coinbase],
+        }
+    }
+
+    #[test]
+    fn orphan_pool_is_bounded_by_count_and_bytes() {
+        let mut pool = OrphanPool::default();
+        let blocks: Vec<Block> = (0..MAX_ORPHANS as u32 + 10)
+            .map(|n| orphan((n % 3) as u8, n, 0))
+            .collect();
+        for b in &blocks {
+            pool.insert(b.block_hash(), b.clone());
+        }
+        assert_eq!(pool.blocks.len(), MAX_ORPHANS);
+        // The oldest went first.
+        assert!(!pool.blocks.contains_key(&blocks[0].block_hash()));
+        assert!(
+            pool.blocks
+                .contains_key(&blocks[MAX_ORPHANS + 9].block_hash())
+        );
+        let counted: usize = pool.blocks.values().map(|(_, s)| *s).sum();
+        assert_eq!(pool.bytes, counted);
+        // Children come out by parent, and leave every map.
+        let parent = BlockHash::hash(&[1]);
+        let children = pool.take_children(&parent);
+        assert!(!children.is_empty());
+        assert!(children.iter().all(|b| b.header.prev_blockhash == parent));
+        assert!(pool.take_children(&parent).is_empty());
+        assert_eq!(pool.order.len(), pool.blocks.len());
+        // Big blocks (about 225 kB): the byte bound evicts before the count bound.
+        let mut pool = OrphanPool::default();
+        let per_block = orphan(0, 0, 25).encoded_len();
+        let fit = MAX_ORPHAN_BYTES / per_block;
+        assert!(fit < MAX_ORPHANS);
+        for n in 0..MAX_ORPHANS as u32 {
+            let b = orphan(0, n, 25);
+            pool.insert(b.block_hash(), b);
+        }
+        assert!(pool.bytes <= MAX_ORPHAN_BYTES);
+        assert_eq!(pool.blocks.len(), fit);
+    }
+}

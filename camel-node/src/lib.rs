@@ -1,0 +1,24 @@
+//! CamelidCoin full node: the chain store, chain selection and reorganisations, the mempool,
+//! the miner and the HTTP API. The worker binary runs it (`camel-worker node …`); the
+//! `camel-node` binary here runs it alone.
+//!
+//! Modules:
+//! - [`datadir`]: the data directory, its lock file and the API cookie.
+//! - [`store`]: the redb store (headers, blocks, UTXO set, undo data, job records, indexes).
+//! - [`chain`]: block acceptance, most-work chain selection, reorganisations, orphans.
+//! - [`mempool`]: relay policy, replacement, eviction, block templates.
+//! - [`miner`]: SHA-256d midstate mining over nonce and extranonce.
+//! - [`node`]: chain and mempool behind one shared handle.
+//! - [`api`]: the JSON HTTP API (`docs/api.md`).
+//! - [`daemon`]: the node process: start, serve, mine, shut down cleanly.
+//! - [`cli`]: the node's command-line flags, for `camel-node` and `camel-worker node`.
+
+pub mod api;
+pub mod chain;
+pub mod cli;
+pub mod daemon;
+pub mod datadir;
+pub mod mempool;
+pub mod miner;
+pub mod node;
+pub mod store;

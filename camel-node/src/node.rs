@@ -1,0 +1,262 @@
+//! The node: the chain and the mempool behind one handle that the API, the miner and tests
+//! share. Locks are always taken chain first, then mempool.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use camel_core::Amount;
+use camel_core::address::{Address, AddressError};
+use camel_core::block::{Block, HEADER_SIZE};
+use camel_core::hash::{BlockHash, Txid};
+use camel_core::interpreter::FraudProofOracle;
+use camel_core::params::Params;
+use camel_core::script::Script;
+use camel_core::templates;
+use camel_core::transaction::Transaction;
+
+use crate::chain::{AcceptOutcome, Chain, ChainError, now};
+use crate::mempool::{Mempool, MempoolError, Policy};
+use crate::miner::{WorkUnit, mine};
+use crate::store::{Store, StoreError};
+
+/// Parses an address of `params`' network into its P2PKH script.
+pub fn payout_script_for(params: &Params, address: &str) -> Result<Script, AddressError> {
+    let a = Address::parse_for(address, params.address_version)?;
+    Ok(templates::p2pkh(a.pubkey_hash()))
+}
+
+/// Bytes kept free in a template for the header, the transaction count and the coinbase.
+const COINBASE_RESERVE: usize = 1_000;
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("mined block {hash} was not accepted: {why}")]
+    Mining { hash: BlockHash, why: String },
+    #[error("mining stopped")]
+    Stopped,
+}
+
+/// Node settings that are not network parameters.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Threads that check a block's scripts.
+    pub script_threads: usize,
+    pub policy: Policy,
+    /// The store's page cache, bytes.
+    pub cache_bytes: usize,
+}
+
+/// Default page cache of the store: enough for the UTXO set's hot pages, and a bound on
+/// the node's memory whatever the chain's length.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            script_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            policy: Policy::default(),
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// A full node's state.
+pub struct Node {
+    params: Params,
+    store: Arc<Store>,
+    chain: Mutex<Chain>,
+    mempool: Mutex<Mempool>,
+    oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+    /// Set whenever the tip changes or the node shuts down: miners rebuild their work.
+    miner_interrupt: AtomicBool,
+    shutting_down: AtomicBool,
+    /// Hashes tried by this node's miners.
+    pub hashes: AtomicU64,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("network", &self.params.network)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the state as the last completed store
+    // transaction left it; carry on with it rather than poison every later call.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// Opens the node's store at `store_path`.
+    pub fn open(
+        store_path: &std::path::Path,
+        params: Params,
+        config: NodeConfig,
+        oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+    ) -> Result<Self, NodeError> {
+        let store = Arc::new(Store::open(store_path, config.cache_bytes)?);
+        let chain = Chain::open(
+            store.clone(),
+            params.clone(),
+            oracle.clone(),
+            config.script_threads,
+        )?;
+        Ok(Self {
+            params,
+            store,
+            chain: Mutex::new(chain),
+            mempool: Mutex::new(Mempool::new(config.policy)),
+            oracle,
+            miner_interrupt: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            hashes: AtomicU64::new(0),
+        })
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The chain, locked. Hold it briefly.
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        lock(&self.chain)
+    }
+
+    /// The mempool, locked (take the chain lock first if both are needed).
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        lock(&self.mempool)
+    }
+
+    /// Accepts a block and brings the mempool up to date with any tip change.
+    pub fn submit_block(&self, block: Block) -> Result<AcceptOutcome, NodeError> {
+        let mut chain = self.chain();
+        let mut outcome = chain.accept_block(block, now())?;
+        if !outcome.change.is_empty() {
+            self.miner_interrupt.store(true, Ordering::Relaxed);
+            self.mempool()
+                .update_for_tip_change(&outcome.change, &chain, self.oracle.as_ref())?;
+        }
+        if let Some(pos) = outcome.rejection() {
+            return Err(outcome.invalidated.swap_remove(pos).into());
+        }
+        Ok(outcome)
+    }
+
+    /// Validates a transaction and adds it to the mempool.
+    pub fn submit_tx(&self, tx: Transaction) -> Result<Txid, NodeError> {
+        let chain = self.chain();
+        Ok(self.mempool().accept(tx, &chain, self.oracle.as_ref())?)
+    }
+
+    /// Work for a block on the current tip paying `payout`: mempool transactions by fee
+    /// rate, time at least the median time past plus one.
+    pub fn work_unit(&self, payout: &Script) -> Result<WorkUnit, NodeError> {
+        let chain = self.chain();
+        let tip = chain.tip();
+        let ctx = chain
+            .context_after(&tip, now())
+            .ok_or_else(|| StoreError::Missing(format!("ancestors of the tip {tip}")))?;
+        let max = self
+            .params
+            .max_block_size
+            .saturating_sub(HEADER_SIZE + COINBASE_RESERVE);
+        let template = self.mempool().template(&chain, max)?;
+        let reward = self
+            .params
+            .block_subsidy(ctx.height)
+            .checked_add(template.fees)
+            .unwrap_or(Amount::MAX);
+        Ok(WorkUnit {
+            height: ctx.height,
+            prev: tip,
+            bits: ctx.expected_bits,
+            time: now().max(ctx.median_time_past.saturating_add(1)),
+            version: 1,
+            txs: template.txs,
+            reward,
+            payout: payout.clone(),
+        })
+    }
+
+    /// Parses an address of this node's network into its P2PKH script.
+    pub fn payout_script(&self, address: &str) -> Result<Script, AddressError> {
+        payout_script_for(&self.params, address)
+    }
+
+    /// Mines `n` blocks on the current tip paying `payout` (regtest's on-demand mining;
+    /// also used by tests). Returns their hashes.
+    pub fn generate(
+        &self,
+        n: u32,
+        payout: &Script,
+        threads: usize,
+    ) -> Result<Vec<BlockHash>, NodeError> {
+        let mut hashes = Vec::new();
+        for _ in 0..n {
+            if self.shutting_down.load(Ordering::Relaxed) {
+                return Err(NodeError::Stopped);
+            }
+            let unit = self.work_unit(payout)?;
+            let block = mine(&unit, threads, &self.shutting_down, &self.hashes)
+                .ok_or(NodeError::Stopped)?;
+            let hash = block.block_hash();
+            let outcome = self.submit_block(block)?;
+            if self.chain().tip() != hash {
+                return Err(NodeError::Mining {
+                    hash,
+                    why: format!("{:?}, tip is {}", outcome.accepted, self.chain().tip()),
+                });
+            }
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
+
+    /// Mines on `threads` threads until shutdown, rebuilding work on every tip change.
+    pub fn mine_forever(&self, payout: &Script, threads: usize) {
+        while !self.shutting_down.load(Ordering::Relaxed) {
+            self.miner_interrupt.store(false, Ordering::Relaxed);
+            let unit = match self.work_unit(payout) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!("miner cannot build a block: {e}");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if let Some(block) = mine(&unit, threads, &self.miner_interrupt, &self.hashes) {
+                let hash = block.block_hash();
+                match self.submit_block(block) {
+                    Ok(_) => tracing::info!("mined block {hash} at height {}", unit.height),
+                    Err(e) => tracing::warn!("mined block {hash} refused: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Stops miners and refuses further mining.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.miner_interrupt.store(true, Ordering::Relaxed);
+    }
+
+    /// Interrupts miners so they pick up new transactions (called on a timer).
+    pub fn refresh_miners(&self) {
+        self.miner_interrupt.store(true, Ordering::Relaxed);
+    }
+}

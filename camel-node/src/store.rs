@@ -1,0 +1,694 @@
+//! The chain store, on redb: the header index, block bodies, the UTXO set, undo data, job
+//! records, and the transaction and address indexes.
+//!
+//! Every change the chain manager makes is one redb write transaction, committed with
+//! `Durability::Immediate`, two-phase commit (the data comes from peers, see redb's
+//! `set_two_phase_commit`) and quick repair: storing a received block, connecting one block
+//! (UTXO changes, undo record, indexes, new tip), disconnecting one block, or marking blocks
+//! invalid. A process killed at any instant reopens at the last commit, so the tip, the UTXO
+//! set and the indexes always agree.
+//!
+//! Tables (keys and values are byte strings; integers little-endian):
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | `tip` → block hash |
+//! | `headers` | block hash | [`IndexEntry`]: header ‖ height u32 ‖ chain work (32) ‖ status u8 |
+//! | `blocks` | block hash | the block, consensus-encoded |
+//! | `undo` | block hash | [`Undo`]: coins spent and created, job records created and updated |
+//! | `active` | height u32 (big-endian) | block hash of the active chain at that height |
+//! | `utxo` | encoded outpoint (36) | encoded [`Coin`] |
+//! | `jobs` | job id | encoded [`JobRecord`] |
+//! | `txindex` | txid | block hash ‖ position u32 (active chain only) |
+//! | `addrindex` | SHA-256(scriptPubKey) ‖ outpoint | empty (unspent outputs only) |
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use camel_core::block::{Block, Header};
+use camel_core::contextual::BlockChanges;
+use camel_core::encode::{
+    Decodable, DecodeError, Encodable, Reader, decode_from_slice, encode_to_vec, write_compact_size,
+};
+use camel_core::hash::{BlockHash, Hash256, JobId, Txid, sha256};
+use camel_core::jobs::{JobRecord, JobView};
+use camel_core::pow::Work;
+use camel_core::script::Script;
+use camel_core::transaction::OutPoint;
+use camel_core::utxo::{Coin, UtxoSetHasher, UtxoView};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("headers");
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+const ACTIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("active");
+const UTXO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("utxo");
+const JOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jobs");
+const TXINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txindex");
+const ADDRINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("addrindex");
+
+const TIP_KEY: &str = "tip";
+
+/// Why the store failed. Storage errors are not about the data's validity: the node stops
+/// (or the request fails) rather than marking anything invalid because of them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("chain store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("chain store holds a corrupt {what}: {source}")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("chain store is missing {0}")]
+    Missing(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
+    move |source| StoreError::Corrupt { what, source }
+}
+
+/// Status flags of a header index entry.
+pub mod status {
+    /// The block body is stored.
+    pub const HAVE_DATA: u8 = 1;
+    /// The block was connected at least once: it passed every rule.
+    pub const VALID: u8 = 2;
+    /// The block broke a rule.
+    pub const FAILED: u8 = 4;
+    /// An ancestor broke a rule.
+    pub const FAILED_CHILD: u8 = 8;
+    /// Either failure flag.
+    pub const ANY_FAILED: u8 = FAILED | FAILED_CHILD;
+}
+
+/// What the store knows about one header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub header: Header,
+    pub height: u32,
+    /// Work of the chain from genesis up to and including this block.
+    pub chain_work: Work,
+    pub status: u8,
+}
+
+impl IndexEntry {
+    pub fn is_failed(&self) -> bool {
+        self.status & status::ANY_FAILED != 0
+    }
+    pub fn has_data(&self) -> bool {
+        self.status & status::HAVE_DATA != 0
+    }
+}
+
+impl Encodable for IndexEntry {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.header.encode(out);
+        self.height.encode(out);
+        out.extend_from_slice(&self.chain_work.to_le_bytes());
+        self.status.encode(out);
+    }
+}
+
+impl Decodable for IndexEntry {
+    const MIN_ENCODED_SIZE: usize = 80 + 4 + 32 + 1;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            header: Header::decode(r)?,
+            height: r.read_u32()?,
+            chain_work: Work::from_le_bytes(r.read_array()?),
+            status: r.read_u8()?,
+        })
+    }
+}
+
+/// What disconnecting a block must undo: the coins it spent (restored), the coins it
+/// created (removed), the job records it created (removed) and updated (restored to the
+/// old record).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Undo {
+    pub spent: Vec<(OutPoint, Coin)>,
+    pub created: Vec<(OutPoint, Coin)>,
+    pub jobs_created: Vec<JobId>,
+    pub jobs_updated: Vec<(JobId, JobRecord)>,
+}
+
+/// Most items of any undo list: far above what a 2 MB block can spend or create.
+const MAX_UNDO_ITEMS: usize = 10_000_000;
+
+impl Undo {
+    pub fn from_changes(changes: &BlockChanges) -> Self {
+        Self {
+            spent: changes.spent.clone(),
+            created: changes.created.clone(),
+            jobs_created: changes.jobs_created.iter().map(|(id, _)| *id).collect(),
+            jobs_updated: changes
+                .jobs_updated
+                .iter()
+                .map(|(id, old, _)| (*id, old.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn write_pairs<A: Encodable, B: Encodable>(out: &mut Vec<u8>, items: &[(A, B)]) {
+    write_compact_size(out, items.len() as u64);
+    for (a, b) in items {
+        a.encode(out);
+        b.encode(out);
+    }
+}
+
+fn read_pairs<A: Decodable, B: Decodable>(r: &mut Reader<'_>) -> Result<Vec<(A, B)>, DecodeError> {
+    let n = r.read_length(
+        "undo items",
+        MAX_UNDO_ITEMS,
+        A::MIN_ENCODED_SIZE.saturating_add(B::MIN_ENCODED_SIZE),
+    )?;
+    let mut out = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let a = A::decode(r)?;
+        let b = B::decode(r)?;
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+impl Encodable for Undo {
+    fn encode(&self, out: &mut Vec<u8>) {
+        write_pairs(out, &self.spent);
+        write_pairs(out, &self.created);
+        camel_core::encode::write_vec(out, &self.jobs_created);
+        write_pairs(out, &self.jobs_updated);
+    }
+}
+
+impl Decodable for Undo {
+    const MIN_ENCODED_SIZE: usize = 4;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            spent: read_pairs(r)?,
+            created: read_pairs(r)?,
+            jobs_created: r.read_vec("undo jobs", MAX_UNDO_ITEMS)?,
+            jobs_updated: read_pairs(r)?,
+        })
+    }
+}
+
+/// Key of the address index: SHA-256 of the output script (so any script can be looked up,
+/// not only addresses), then the outpoint.
+pub fn script_hash(script: &Script) -> [u8; 32] {
+    sha256(script.as_bytes())
+}
+
+fn addr_key(script: &Script, outpoint: &OutPoint) -> Vec<u8> {
+    let mut k = script_hash(script).to_vec();
+    outpoint.encode(&mut k);
+    k
+}
+
+fn height_key(height: u32) -> [u8; 4] {
+    height.to_be_bytes()
+}
+
+/// A summary of the UTXO set: the hash that two nodes on the same chain agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtxoStats {
+    /// The consensus UTXO-set hash (`camel_core::utxo`): SHA-256 over every entry in order
+    /// of encoded outpoint.
+    pub hash: Hash256,
+    pub coins: u64,
+    /// Sum of coin values, base units.
+    pub total: u64,
+}
+
+/// Removes `removed` and inserts `added` in the UTXO table and the address index, each in
+/// key order (sorted inserts touch each B-tree page once, random ones once per key).
+fn apply_coins(
+    txn: &WriteTransaction,
+    removed: &[(OutPoint, Coin)],
+    added: &[(OutPoint, Coin)],
+) -> Result<(), StoreError> {
+    let mut utxo_removed: Vec<Vec<u8>> = removed.iter().map(|(op, _)| encode_to_vec(op)).collect();
+    let mut addr_removed: Vec<Vec<u8>> = removed
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    let mut utxo_added: Vec<(Vec<u8>, Vec<u8>)> = added
+        .iter()
+        .map(|(op, c)| (encode_to_vec(op), encode_to_vec(c)))
+        .collect();
+    let mut addr_added: Vec<Vec<u8>> = added
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    utxo_removed.sort_unstable();
+    addr_removed.sort_unstable();
+    utxo_added.sort_unstable();
+    addr_added.sort_unstable();
+    let mut utxo = txn.open_table(UTXO)?;
+    for k in &utxo_removed {
+        utxo.remove(k.as_slice())?;
+    }
+    for (k, v) in &utxo_added {
+        utxo.insert(k.as_slice(), v.as_slice())?;
+    }
+    let mut addr = txn.open_table(ADDRINDEX)?;
+    for k in &addr_removed {
+        addr.remove(k.as_slice())?;
+    }
+    for k in &addr_added {
+        addr.insert(k.as_slice(), &[][..])?;
+    }
+    Ok(())
+}
+
+/// A prepared write transaction: [`PendingWrite::commit`] makes it durable, dropping or
+/// [`PendingWrite::abort`] discards it.
+#[must_use]
+pub struct PendingWrite {
+    txn: WriteTransaction,
+}
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingWrite")
+    }
+}
+
+impl PendingWrite {
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit()?;
+        Ok(())
+    }
+
+    pub fn abort(self) -> Result<(), StoreError> {
+        self.txn.abort()?;
+        Ok(())
+    }
+}
+
+/// The redb database.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_two_phase_commit(true);
+    txn.set_quick_repair(true);
+    Ok(txn)
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with a page cache of at most `cache_bytes`,
+    /// and makes sure every table exists.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let txn = begin_write(&db)?;
+        for def in [
+            HEADERS, BLOCKS, UNDO, ACTIVE, UTXO, JOBS, TXINDEX, ADDRINDEX,
+        ] {
+            txn.open_table(def)?;
+        }
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Every header index entry (loaded once at start into memory).
+    pub fn load_index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HEADERS)?;
+        let mut out = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let hash: BlockHash = decode_from_slice(k.value()).map_err(corrupt("block hash"))?;
+            let entry: IndexEntry =
+                decode_from_slice(v.value()).map_err(corrupt("header index entry"))?;
+            out.push((hash, entry));
+        }
+        Ok(out)
+    }
+
+    /// The active chain's tip, `None` for a fresh store.
+    pub fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        match meta.get(TIP_KEY)? {
+            Some(v) => Ok(Some(
+                decode_from_slice(v.value()).map_err(corrupt("tip hash"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Hashes of the active chain by height, genesis first.
+    pub fn active_chain(&self) -> Result<Vec<BlockHash>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACTIVE)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (_, v) = item?;
+            out.push(decode_from_slice(v.value()).map_err(corrupt("block hash"))?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a received block and its index entry (not connected).
+    pub fn put_block(
+        &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
+        block: &Block,
+    ) -> Result<(), StoreError> {
+        let txn = begin_write(&self.db)?;
+        {
+            txn.open_table(HEADERS)?
+                .insert(hash.as_bytes().as_slice(), encode_to_vec(entry).as_slice())?;
+            txn.open_table(BLOCKS)?
+                .insert(hash.as_bytes().as_slice(), encode_to_vec(block).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Writes index entries (status changes), all in one transaction.
+    pub fn put_entries(&self, entries: &[(BlockHash, IndexEntry)]) -> Result<(), StoreError> {
+        let txn = begin_write(&self.db)?;
+        {
+            let mut headers = txn.open_table(HEADERS)?;
+            for (hash, entry) in entries {
+                headers.insert(hash.as_bytes().as_slice(), encode_to_vec(entry).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A stored block body.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOCKS)?;
+        match table.get(hash.as_bytes().as_slice())? {
+            Some(v) => Ok(Some(
+                decode_from_slice(v.value()).map_err(corrupt("block"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The encoded block body.
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOCKS)?;
+        Ok(table
+            .get(hash.as_bytes().as_slice())?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Connects `block` (already validated, with the `changes` its validation produced) on
+    /// top of the active chain: one transaction updates the UTXO set, job records, undo
+    /// data, indexes, the entry's status and the tip, and stores the block itself when
+    /// `store_body` (a block that extends the tip as it arrives is written once).
+    pub fn connect_block(
+        &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
+        block: &Block,
+        changes: &BlockChanges,
+        store_body: bool,
+    ) -> Result<(), StoreError> {
+        self.prepare_connect(hash, entry, block, changes, store_body)?
+            .commit()
+    }
+
+    /// [`Store::connect_block`]'s write transaction, ready to commit: the caller checks the
+    /// block's scripts meanwhile and commits or aborts.
+    pub fn prepare_connect(
+        &self,
+        hash: &BlockHash,
+        entry: &IndexEntry,
+        block: &Block,
+        changes: &BlockChanges,
+        store_body: bool,
+    ) -> Result<PendingWrite, StoreError> {
+        let txn = begin_write(&self.db)?;
+        {
+            if store_body {
+                txn.open_table(BLOCKS)?
+                    .insert(hash.as_bytes().as_slice(), encode_to_vec(block).as_slice())?;
+            }
+            apply_coins(&txn, &changes.spent, &changes.created)?;
+            let mut jobs = txn.open_table(JOBS)?;
+            for (id, record) in &changes.jobs_created {
+                jobs.insert(id.as_bytes().as_slice(), encode_to_vec(record).as_slice())?;
+            }
+            for (id, _, new) in &changes.jobs_updated {
+                jobs.insert(id.as_bytes().as_slice(), encode_to_vec(new).as_slice())?;
+            }
+            txn.open_table(UNDO)?.insert(
+                hash.as_bytes().as_slice(),
+                encode_to_vec(&Undo::from_changes(changes)).as_slice(),
+            )?;
+            let mut txindex = txn.open_table(TXINDEX)?;
+            let mut locations: Vec<([u8; 32], [u8; 36])> = block
+                .txdata
+                .iter()
+                .enumerate()
+                .map(|(pos, tx)| {
+                    let mut loc = [0u8; 36];
+                    loc[..32].copy_from_slice(hash.as_bytes());
+                    loc[32..]
+                        .copy_from_slice(&u32::try_from(pos).unwrap_or(u32::MAX).to_le_bytes());
+                    (tx.txid().to_byte_array(), loc)
+                })
+                .collect();
+            locations.sort_unstable();
+            for (txid, loc) in &locations {
+                txindex.insert(txid.as_slice(), loc.as_slice())?;
+            }
+            txn.open_table(ACTIVE)?.insert(
+                height_key(entry.height).as_slice(),
+                hash.as_bytes().as_slice(),
+            )?;
+            txn.open_table(HEADERS)?
+                .insert(hash.as_bytes().as_slice(), encode_to_vec(entry).as_slice())?;
+            txn.open_table(META)?
+                .insert(TIP_KEY, hash.as_bytes().as_slice())?;
+        }
+        Ok(PendingWrite { txn })
+    }
+
+    /// Disconnects the tip `block` (at `height`), restoring from its undo record; the new
+    /// tip is its parent. Returns the undo record applied.
+    pub fn disconnect_block(
+        &self,
+        hash: &BlockHash,
+        height: u32,
+        block: &Block,
+    ) -> Result<Undo, StoreError> {
+        let txn = begin_write(&self.db)?;
+        let undo: Undo = {
+            let table = txn.open_table(UNDO)?;
+            let v = table
+                .get(hash.as_bytes().as_slice())?
+                .ok_or_else(|| StoreError::Missing(format!("undo data of block {hash}")))?;
+            decode_from_slice(v.value()).map_err(corrupt("undo record"))?
+        };
+        {
+            apply_coins(&txn, &undo.created, &undo.spent)?;
+            let mut jobs = txn.open_table(JOBS)?;
+            for id in &undo.jobs_created {
+                jobs.remove(id.as_bytes().as_slice())?;
+            }
+            for (id, old) in &undo.jobs_updated {
+                jobs.insert(id.as_bytes().as_slice(), encode_to_vec(old).as_slice())?;
+            }
+            txn.open_table(UNDO)?.remove(hash.as_bytes().as_slice())?;
+            let mut txindex = txn.open_table(TXINDEX)?;
+            for tx in &block.txdata {
+                txindex.remove(tx.txid().as_bytes().as_slice())?;
+            }
+            txn.open_table(ACTIVE)?
+                .remove(height_key(height).as_slice())?;
+            txn.open_table(META)?
+                .insert(TIP_KEY, block.header.prev_blockhash.as_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(undo)
+    }
+
+    /// A read snapshot: UTXO and job lookups, indexes.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(Snapshot {
+            utxo: txn.open_table(UTXO)?,
+            jobs: txn.open_table(JOBS)?,
+            txn,
+            error: RefCell::new(None),
+        })
+    }
+
+    /// Hash, count and total of the UTXO set, streamed in key order.
+    pub fn utxo_stats(&self) -> Result<UtxoStats, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(UTXO)?;
+        let mut hasher = UtxoSetHasher::new();
+        let mut total = 0u64;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let op: OutPoint = decode_from_slice(k.value()).map_err(corrupt("outpoint"))?;
+            let coin: Coin = decode_from_slice(v.value()).map_err(corrupt("coin"))?;
+            total = total.saturating_add(coin.output.value.to_base());
+            hasher
+                .add(&op, &coin)
+                .map_err(|_| corrupt("utxo table order")(DecodeError::Invalid("key order")))?;
+        }
+        Ok(UtxoStats {
+            coins: hasher.count(),
+            hash: hasher.finish(),
+            total,
+        })
+    }
+}
+
+/// A consistent read view of the store. As a [`UtxoView`] and [`JobView`] it answers
+/// `None` for a failed read and remembers the first failure: callers check
+/// [`Snapshot::take_error`] before trusting a "missing input" verdict.
+#[derive(Debug)]
+pub struct Snapshot {
+    txn: ReadTransaction,
+    /// Opened once: a block's validation looks up thousands of coins.
+    utxo: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    jobs: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    error: RefCell<Option<StoreError>>,
+}
+
+impl Snapshot {
+    /// The first storage error any view lookup hit.
+    pub fn take_error(&self) -> Option<StoreError> {
+        self.error.borrow_mut().take()
+    }
+
+    fn note<T>(&self, r: Result<Option<T>, StoreError>) -> Option<T> {
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    pub fn try_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        match self.utxo.get(encode_to_vec(outpoint).as_slice())? {
+            Some(v) => Ok(Some(decode_from_slice(v.value()).map_err(corrupt("coin"))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn try_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.jobs.get(id.as_bytes().as_slice())? {
+            Some(v) => Ok(Some(
+                decode_from_slice(v.value()).map_err(corrupt("job record"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Where an active-chain transaction is: its block and position.
+    pub fn tx_location(&self, txid: &Txid) -> Result<Option<(BlockHash, u32)>, StoreError> {
+        let table = self.txn.open_table(TXINDEX)?;
+        match table.get(txid.as_bytes().as_slice())? {
+            Some(v) => {
+                let mut r = Reader::new(v.value());
+                let hash = BlockHash::decode(&mut r).map_err(corrupt("tx index"))?;
+                let pos = r.read_u32().map_err(corrupt("tx index"))?;
+                Ok(Some((hash, pos)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The active chain's block at `height`.
+    pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        let table = self.txn.open_table(ACTIVE)?;
+        match table.get(height_key(height).as_slice())? {
+            Some(v) => Ok(Some(
+                decode_from_slice(v.value()).map_err(corrupt("block hash"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Unspent outputs locked by `script`, at most `limit` of them, in outpoint order.
+    pub fn coins_of_script(
+        &self,
+        script: &Script,
+        limit: usize,
+    ) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let prefix = script_hash(script);
+        let mut lo = prefix.to_vec();
+        lo.extend_from_slice(&[0u8; 36]);
+        let mut hi = prefix.to_vec();
+        hi.extend_from_slice(&[0xffu8; 36]);
+        let index = self.txn.open_table(ADDRINDEX)?;
+        let mut out = Vec::new();
+        for item in index.range(lo.as_slice()..=hi.as_slice())? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let op_bytes = k.value().get(32..).unwrap_or_default();
+            let op: OutPoint = decode_from_slice(op_bytes).map_err(corrupt("address index"))?;
+            let coin = self
+                .utxo
+                .get(op_bytes)?
+                .ok_or_else(|| StoreError::Missing(format!("coin {}:{}", op.txid, op.vout)))?;
+            out.push((
+                op,
+                decode_from_slice(coin.value()).map_err(corrupt("coin"))?,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl UtxoView for Snapshot {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        self.note(self.try_coin(outpoint))
+    }
+}
+
+impl JobView for Snapshot {
+    fn job(&self, id: &JobId) -> Option<JobRecord> {
+        self.note(self.try_job(id))
+    }
+}

@@ -1,0 +1,248 @@
+//! Reorganisations of 1, 6 and 100 blocks, an invalid branch with more work, orphans and
+//! restarts, checked against reference nodes by the UTXO-set hash.
+
+mod common;
+
+use camel_core::block::Block;
+use camel_core::hash::{BlockHash, Txid};
+use camel_core::transaction::{OutPoint, TxOut};
+use camel_node::chain::{Accepted, ChainError};
+use camel_node::node::{Node, NodeError};
+use common::*;
+
+fn block(node: &Node, hash: &BlockHash) -> Block {
+    node.store().block(hash).unwrap().unwrap()
+}
+
+fn feed(to: &Node, from: &Node, hashes: &[BlockHash]) {
+    for h in hashes {
+        to.submit_block(block(from, h)).unwrap();
+    }
+}
+
+fn assert_same_state(a: &Node, b: &Node) {
+    assert_eq!(a.chain().tip(), b.chain().tip());
+    assert_eq!(a.chain().height(), b.chain().height());
+    assert_eq!(
+        a.store().utxo_stats().unwrap(),
+        b.store().utxo_stats().unwrap()
+    );
+}
+
+const PREFIX: u32 = 110;
+
+/// Nodes A (under test), B (will follow the fork) and C (will follow A's first branch), all
+/// sharing a 110-block prefix whose coinbases pay `key(1)`.
+fn setup(tag: &str) -> (Vec<TempDir>, Node, Node, Node, Vec<BlockHash>) {
+    let dirs: Vec<TempDir> = ["a", "b", "c"]
+        .iter()
+        .map(|n| TempDir::new(&format!("{tag}-{n}")))
+        .collect();
+    let (a, b, c) = (
+        open_node(dirs[0].path()),
+        open_node(dirs[1].path()),
+        open_node(dirs[2].path()),
+    );
+    let prefix = a.generate(PREFIX, &script_of(&key(1)), 1).unwrap();
+    feed(&b, &a, &prefix);
+    feed(&c, &a, &prefix);
+    (dirs, a, b, c, prefix)
+}
+
+fn reorg_of_depth(depth: u32) {
+    let (_dirs, a, b, c, prefix) = setup(&format!("reorg{depth}"));
+    let k = key(1);
+    let mine_to = script_of(&key(2));
+    // A's branch: block i spends the coinbase of prefix block i + 1.
+    let mut original_txs: Vec<Txid> = Vec::new();
+    let mut branch = Vec::new();
+    for h in prefix.iter().take(depth as usize) {
+        let cb = coinbase_coin(&block(&a, h));
+        let tx = split(&k, cb, 2, &script_of(&key(3)), 1_000);
+        original_txs.push(a.submit_tx(tx).unwrap());
+        branch.extend(a.generate(1, &mine_to, 1).unwrap());
+    }
+    feed(&c, &a, &branch);
+    assert_same_state(&a, &c);
+    // B's fork, one block longer; its first block double-spends the coinbase A's first
+    // branch transaction spent.
+    let cb = coinbase_coin(&block(&b, &prefix[0]));
+    let double = split(&k, cb, 3, &script_of(&key(4)), 2_000);
+    let double_txid = b.submit_tx(double).unwrap();
+    let fork = b.generate(depth + 1, &script_of(&key(5)), 1).unwrap();
+    let before = a.store().utxo_stats().unwrap();
+    feed(&a, &b, &fork);
+    assert_same_state(&a, &b);
+    assert_ne!(a.store().utxo_stats().unwrap(), before);
+    // A's disconnected transactions returned to its pool, except the one the fork
+    // double-spent.
+    {
+        let pool = a.mempool();
+        assert!(pool.get(&original_txs[0]).is_none());
+        for t in &original_txs[1..] {
+            assert!(pool.get(t).is_some(), "{t} should be back in the pool");
+        }
+        assert_eq!(pool.len(), original_txs.len() - 1);
+    }
+    // C extends A's first branch past the fork: A goes back.
+    let back = c.generate(2, &mine_to, 1).unwrap();
+    feed(&a, &c, &back);
+    assert_same_state(&a, &c);
+    assert_eq!(
+        a.store().utxo_stats().unwrap(),
+        c.store().utxo_stats().unwrap()
+    );
+    // Everything in the pool confirmed or conflicted.
+    assert!(a.mempool().get(&double_txid).is_none());
+    assert_eq!(a.mempool().len(), 0);
+    // The store survives a reopen with the same state.
+    let dir = _dirs[0].path().to_path_buf();
+    drop(a);
+    let a = open_node(&dir);
+    assert_same_state(&a, &c);
+}
+
+#[test]
+fn reorg_1_block() {
+    reorg_of_depth(1);
+}
+
+#[test]
+fn reorg_6_blocks() {
+    reorg_of_depth(6);
+}
+
+#[test]
+fn reorg_100_blocks() {
+    reorg_of_depth(100);
+}
+
+#[test]
+fn invalid_branch_with_more_work_is_marked_and_abandoned() {
+    let (dirs, a, b, c, prefix) = setup("invalid");
+    let k = key(1);
+    let mine_to = script_of(&key(2));
+    let mut branch = Vec::new();
+    for h in prefix.iter().take(3) {
+        let cb = coinbase_coin(&block(&a, h));
+        a.submit_tx(split(&k, cb, 2, &script_of(&key(3)), 1_000))
+            .unwrap();
+        branch.extend(a.generate(1, &mine_to, 1).unwrap());
+    }
+    feed(&c, &a, &branch);
+    let original_tip = a.chain().tip();
+    // B: one valid block, then one spending a coin that does not exist, then children.
+    let fork1 = b.generate(1, &mine_to, 1).unwrap()[0];
+    let missing = (
+        OutPoint::new(Txid::hash(b"no such transaction"), 0),
+        TxOut {
+            value: amount(100_000_000),
+            script_pubkey: script_of(&k),
+        },
+    );
+    let bad_tx = spend(
+        &k,
+        &[missing],
+        vec![TxOut {
+            value: amount(99_000_000),
+            script_pubkey: script_of(&k),
+        }],
+    );
+    let bad = block_on(&b.chain(), fork1, vec![bad_tx], 0, &mine_to, 0);
+    let bad_hash = bad.block_hash();
+    let err = b.submit_block(bad.clone()).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { reason, .. }) if reason == "bad-txns-inputs-missingorspent"),
+        "{err}"
+    );
+    let mut fork = vec![block(&b, &fork1), bad.clone()];
+    let mut parent = bad_hash;
+    for salt in 0..4 {
+        let child = block_on(&b.chain(), parent, vec![], 0, &mine_to, salt);
+        parent = child.block_hash();
+        assert!(b.submit_block(child.clone()).is_err());
+        fork.push(child);
+    }
+    // A gets the whole fork: it has more work, A tries it, finds the bad block, marks it
+    // and its descendants, and returns to its own branch.
+    let before = a.store().utxo_stats().unwrap();
+    let mut errors = 0;
+    for blk in &fork {
+        match a.submit_block(blk.clone()) {
+            Ok(_) => {}
+            Err(NodeError::Chain(ChainError::Invalid { .. })) => errors += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(errors >= 1);
+    assert_eq!(a.chain().tip(), original_tip);
+    assert_eq!(a.store().utxo_stats().unwrap(), before);
+    assert_same_state(&a, &c);
+    assert!(a.chain().entry(&bad_hash).unwrap().is_failed());
+    assert!(a.chain().entry(&parent).unwrap().is_failed());
+    assert!(!a.chain().entry(&fork1).unwrap().is_failed());
+    // Known-invalid blocks are refused at once, children of invalid blocks too.
+    let err = a.submit_block(bad).unwrap_err();
+    assert!(err.to_string().contains("known to be invalid"), "{err}");
+    let grandchild = block_on(&a.chain(), parent, vec![], 0, &mine_to, 9);
+    let err = a.submit_block(grandchild).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { reason, .. }) if reason == "bad-prevblk"),
+        "{err}"
+    );
+    // The marks survive a restart.
+    let dir = dirs[0].path().to_path_buf();
+    drop(a);
+    let a = open_node(&dir);
+    assert_eq!(a.chain().tip(), original_tip);
+    assert!(a.chain().entry(&bad_hash).unwrap().is_failed());
+    assert_same_state(&a, &c);
+}
+
+#[test]
+fn orphans_wait_for_their_parent() {
+    let (da, db) = (TempDir::new("orph-a"), TempDir::new("orph-b"));
+    let (a, b) = (open_node(da.path()), open_node(db.path()));
+    let hashes = b.generate(6, &script_of(&key(1)), 1).unwrap();
+    for h in hashes[1..].iter().rev() {
+        let out = a.submit_block(block(&b, h)).unwrap();
+        assert_eq!(out.accepted, Accepted::Orphan);
+        assert_eq!(a.chain().height(), 0);
+    }
+    assert_eq!(a.chain().orphan_count(), 5);
+    let out = a.submit_block(block(&b, &hashes[0])).unwrap();
+    assert_eq!(out.accepted, Accepted::Stored);
+    assert_eq!(out.change.connected.len(), 6);
+    assert_eq!(a.chain().orphan_count(), 0);
+    assert_same_state(&a, &b);
+    // A second copy is a duplicate.
+    let out = a.submit_block(block(&b, &hashes[3])).unwrap();
+    assert_eq!(out.accepted, Accepted::Duplicate);
+}
+
+#[test]
+fn invalid_block_is_rejected_with_its_reason_and_nothing_is_committed() {
+    let d = TempDir::new("badblock");
+    let a = open_node(d.path());
+    a.generate(3, &script_of(&key(1)), 1).unwrap();
+    let before = (a.chain().tip(), a.store().utxo_stats().unwrap());
+    let tip = a.chain().tip();
+    let good = block_on(&a.chain(), tip, vec![], 0, &script_of(&key(1)), 0);
+    // A wrong merkle root (context-free), a coinbase paying too much (in context).
+    let mut bad_root = good.clone();
+    bad_root.header.merkle_root = camel_core::hash::Hash256::hash(b"x");
+    let err = a.submit_block(bad_root).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { reason, .. }) if reason == "bad-txnmrklroot" || reason == "high-hash"),
+        "{err}"
+    );
+    let greedy = block_on(&a.chain(), tip, vec![], 1, &script_of(&key(1)), 0);
+    let err = a.submit_block(greedy).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { reason, .. }) if reason == "bad-cb-amount"),
+        "{err}"
+    );
+    assert_eq!((a.chain().tip(), a.store().utxo_stats().unwrap()), before);
+    a.submit_block(good).unwrap();
+    assert_eq!(a.chain().height(), 4);
+}
