@@ -458,6 +458,15 @@ fn dial_addr(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Result<(), Netwo
     })
 }
 
+/// Runs a chain call (validation, store reads and writes) so that, on a multi-thread runtime,
+/// the worker thread's other tasks move elsewhere while it blocks (`block_in_place`).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Most job and verification requests answered at once (over all peers); more are refused
 /// as busy, without penalty.
 const MAX_JOB_TASKS: usize = 256;
@@ -828,7 +837,7 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             Err(e) => return self.wire_error(from, &e),
         };
         match (topic, msg) {
-            (Topic::Tx, GossipMessage::Tx(tx)) => match self.chain.submit_tx(tx) {
+            (Topic::Tx, GossipMessage::Tx(tx)) => match blocking(|| self.chain.submit_tx(tx)) {
                 Ok(TxOutcome::Accepted) => MessageAcceptance::Accept,
                 Ok(TxOutcome::AlreadyHave | TxOutcome::Ignored) => MessageAcceptance::Ignore,
                 Err(f) => {
@@ -836,18 +845,20 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                     MessageAcceptance::Reject
                 }
             },
-            (Topic::Block, GossipMessage::Block(block)) => match self.chain.submit_block(block) {
-                Ok(BlockOutcome::NewTip | BlockOutcome::Stored) => MessageAcceptance::Accept,
-                Ok(BlockOutcome::AlreadyHave) => MessageAcceptance::Ignore,
-                Ok(BlockOutcome::Orphan) => {
-                    self.sync.on_orphan(from, Instant::now());
-                    MessageAcceptance::Ignore
+            (Topic::Block, GossipMessage::Block(block)) => {
+                match blocking(|| self.chain.submit_block(block)) {
+                    Ok(BlockOutcome::NewTip | BlockOutcome::Stored) => MessageAcceptance::Accept,
+                    Ok(BlockOutcome::AlreadyHave) => MessageAcceptance::Ignore,
+                    Ok(BlockOutcome::Orphan) => {
+                        self.sync.on_orphan(from, Instant::now());
+                        MessageAcceptance::Ignore
+                    }
+                    Err(f) => {
+                        self.penalise(from, f.misbehaviour(), &f.to_string());
+                        MessageAcceptance::Reject
+                    }
                 }
-                Err(f) => {
-                    self.penalise(from, f.misbehaviour(), &f.to_string());
-                    MessageAcceptance::Reject
-                }
-            },
+            }
             (Topic::Job, GossipMessage::Job(payload)) => {
                 match self.jobs.on_gossip(from, &payload) {
                     Ok(JobAcceptance::Accept) => MessageAcceptance::Accept,
@@ -983,9 +994,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             Request::GetHeaders { locator, stop, max } => {
                 let stop = (!stop.is_zero()).then_some(stop);
                 let max = usize::from(max).min(MAX_HEADERS);
-                Response::Headers(self.chain.headers_after(&locator, stop, max))
+                Response::Headers(blocking(|| self.chain.headers_after(&locator, stop, max)))
             }
-            Request::GetBlocks(hashes) => {
+            Request::GetBlocks(hashes) => blocking(|| {
                 let mut blocks = Vec::new();
                 let mut size = 0usize;
                 for h in hashes {
@@ -999,7 +1010,7 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                     }
                 }
                 Response::Blocks(blocks)
-            }
+            }),
             Request::GetPeers => {
                 let records: Vec<PeerRecord> = self
                     .book
@@ -1110,12 +1121,14 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             }
             (Pending::Status, Response::Status(s)) => self.on_status(peer, s),
             (Pending::Headers { max }, Response::Headers(h)) => {
-                if let Err(m) = self.sync.on_headers(&*self.chain, peer, max, &h) {
+                if let Err(m) = blocking(|| self.sync.on_headers(&*self.chain, peer, max, &h)) {
                     self.penalise(peer, m, "headers response");
                 }
             }
             (Pending::Blocks(requested), Response::Blocks(blocks)) => {
-                for m in self.sync.on_blocks(&*self.chain, peer, &requested, blocks) {
+                let faults =
+                    blocking(|| self.sync.on_blocks(&*self.chain, peer, &requested, blocks));
+                for m in faults {
                     self.penalise(peer, m, "blocks response");
                 }
             }
