@@ -143,7 +143,7 @@ impl Decodable for PeerRecord {
     }
 }
 
-/// Messages carried by gossip, one topic per kind (see [`crate::wire::Topics`]).
+/// Messages carried by gossip, one topic per kind (see [`crate::wire::Protocols`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GossipMessage {
     /// 0x01: a transaction.
