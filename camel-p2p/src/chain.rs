@@ -51,21 +51,48 @@ pub enum TxOutcome {
     Ignored,
 }
 
-/// A peer's data failed validation in a way an honest peer cannot cause.
+/// A peer's data failed validation in a way an honest peer cannot cause. The strings are
+/// the rejection as the node words it (e.g. `bad-cb-missing: first transaction is not a
+/// coinbase`), for logs; [`PeerFault::from_block_rejection`] and `From<TxRejection>` convert
+/// camel-core's rejections.
+///
+/// Not every rejection is a fault: `time-too-new` passes later, and a mempool's policy
+/// refusals (missing inputs, low fee) are [`TxOutcome::Ignored`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerFault {
-    /// A block whose header is valid and whose body is invalid, or whose header is invalid.
+    /// A block whose body is invalid (or does not match its header).
     #[error("invalid block: {0}")]
-    InvalidBlock(BlockRejection),
-    /// A header that fails proof of work or its contextual checks (bits, time).
+    InvalidBlock(String),
+    /// A header that fails proof of work or its contextual checks (bits, time too old).
     #[error("invalid header: {0}")]
-    InvalidHeader(BlockRejection),
+    InvalidHeader(String),
     /// Headers that do not link to each other or to any header the node knows.
     #[error("headers do not connect")]
     UnconnectedHeaders,
     /// A transaction that fails the context-free checks.
     #[error("invalid transaction: {0}")]
-    InvalidTx(TxRejection),
+    InvalidTx(String),
+}
+
+impl PeerFault {
+    /// The fault a camel-core block rejection proves: proof-of-work, bits and time-too-old
+    /// rejections are header faults, the rest block faults. `None` for `time-too-new`, which
+    /// proves nothing (the block may be valid a little later: ignore it, do not score).
+    pub fn from_block_rejection(r: BlockRejection) -> Option<Self> {
+        match r {
+            BlockRejection::TimeTooNew { .. } => None,
+            BlockRejection::Pow(_)
+            | BlockRejection::UnexpectedBits { .. }
+            | BlockRejection::TimeTooOld { .. } => Some(Self::InvalidHeader(r.to_string())),
+            r => Some(Self::InvalidBlock(r.to_string())),
+        }
+    }
+}
+
+impl From<TxRejection> for PeerFault {
+    fn from(r: TxRejection) -> Self {
+        Self::InvalidTx(r.to_string())
+    }
 }
 
 impl PeerFault {
@@ -175,5 +202,27 @@ impl JobHandler for NoJobs {
         _payload: Vec<u8>,
     ) -> Result<Vec<u8>, JobFault> {
         Err(JobFault::Unsupported("no verifier".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_map_to_faults_and_penalties() {
+        let too_new = BlockRejection::TimeTooNew { time: 10, max: 5 };
+        assert_eq!(PeerFault::from_block_rejection(too_new), None);
+        let bits = BlockRejection::UnexpectedBits {
+            expected: 1,
+            got: 2,
+        };
+        let f = PeerFault::from_block_rejection(bits).unwrap();
+        assert_eq!(f.misbehaviour(), Misbehaviour::BadPowHeader);
+        assert!(f.to_string().contains("bad-diffbits"), "{f}");
+        let f = PeerFault::from_block_rejection(BlockRejection::CoinbaseMissing).unwrap();
+        assert_eq!(f.misbehaviour(), Misbehaviour::InvalidBlock);
+        let f = PeerFault::from(TxRejection::VinEmpty);
+        assert_eq!(f.misbehaviour(), Misbehaviour::InvalidTx);
     }
 }

@@ -174,9 +174,9 @@ impl MemChain {
             .cloned()
             .ok_or(PeerFault::UnconnectedHeaders)?;
         check_proof_of_work(&hash, h.bits, self.params.pow_limit)
-            .map_err(|e| PeerFault::InvalidHeader(BlockRejection::Pow(e)))?;
+            .map_err(|e| fault(BlockRejection::Pow(e)))?;
         if h.bits != parent.header.bits {
-            return Err(PeerFault::InvalidHeader(BlockRejection::UnexpectedBits {
+            return Err(fault(BlockRejection::UnexpectedBits {
                 expected: parent.header.bits,
                 got: h.bits,
             }));
@@ -308,16 +308,13 @@ impl ChainAccess for MemChain {
         if i.blocks.contains_key(&hash) {
             return Ok(BlockOutcome::AlreadyHave);
         }
-        check_block(&block, &self.params).map_err(|r| match r {
-            BlockRejection::Pow(_) => PeerFault::InvalidHeader(r),
-            r => PeerFault::InvalidBlock(r),
-        })?;
+        check_block(&block, &self.params).map_err(fault)?;
         if !i.headers.contains_key(&block.header.prev_blockhash) && !i.headers.contains_key(&hash) {
             return Ok(BlockOutcome::Orphan);
         }
         self.add_header(&mut i, &block.header)?;
         let height = i.headers[&hash].height;
-        check_block_contextual(&block, height).map_err(PeerFault::InvalidBlock)?;
+        check_block_contextual(&block, height).map_err(fault)?;
         for tx in &block.txdata {
             i.mempool.remove(&tx.txid());
         }
@@ -334,7 +331,7 @@ impl ChainAccess for MemChain {
     }
 
     fn submit_tx(&self, tx: Transaction) -> Result<TxOutcome, PeerFault> {
-        check_transaction(&tx).map_err(PeerFault::InvalidTx)?;
+        check_transaction(&tx).map_err(PeerFault::from)?;
         let mut i = self.inner.lock().unwrap();
         let txid = tx.txid();
         if i.mempool.contains_key(&txid) {
@@ -344,6 +341,12 @@ impl ChainAccess for MemChain {
         self.mempool_tx.send_replace(i.mempool.len());
         Ok(TxOutcome::Accepted)
     }
+}
+
+/// The fault a rejection this test chain can produce proves (it never checks times, so every
+/// rejection is one).
+fn fault(r: BlockRejection) -> PeerFault {
+    PeerFault::from_block_rejection(r).expect("not time-too-new")
 }
 
 /// A valid regtest block on `parent` at `height`, with `extra` transactions after the
