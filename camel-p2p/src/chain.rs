@@ -37,6 +37,9 @@ pub enum BlockOutcome {
     Orphan,
     /// The node already has it.
     AlreadyHave,
+    /// Not taken, for a reason that proves nothing against the sender (a time too far
+    /// ahead of our clock, a local store failure): not relayed, not scored.
+    Ignored,
 }
 
 /// What became of a transaction a peer sent.

@@ -848,7 +848,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             (Topic::Block, GossipMessage::Block(block)) => {
                 match blocking(|| self.chain.submit_block(block)) {
                     Ok(BlockOutcome::NewTip | BlockOutcome::Stored) => MessageAcceptance::Accept,
-                    Ok(BlockOutcome::AlreadyHave) => MessageAcceptance::Ignore,
+                    Ok(BlockOutcome::AlreadyHave | BlockOutcome::Ignored) => {
+                        MessageAcceptance::Ignore
+                    }
                     Ok(BlockOutcome::Orphan) => {
                         self.sync.on_orphan(from, Instant::now());
                         MessageAcceptance::Ignore
