@@ -120,7 +120,7 @@ impl EngineConfig {
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_n_seq_max(n_seq.max(1))
-            .with_kv_unified(n_seq > 1)
+            .with_kv_unified(false)
             .with_flash_attention_policy(fa)
     }
 }
@@ -448,11 +448,15 @@ impl Engine {
         if total == 0 {
             return Ok(());
         }
-        // KV cache rounded up to llama.cpp's 256-cell padding.
-        let n_ctx = u32::try_from(total.div_ceil(256) * 256)
-            .map_err(|_| EngineError::Config("sequences too long".into()))?;
+        // One KV stream per sequence (attention then costs Σ len² rather than (Σ len)²), each
+        // rounded up to llama.cpp's 256-cell padding.
+        let longest = seqs.iter().map(|s| s.tokens.len()).max().unwrap_or(0);
         let n_seq = u32::try_from(seqs.len())
             .map_err(|_| EngineError::Config("too many sequences".into()))?;
+        let n_ctx = u32::try_from(longest.div_ceil(256) * 256)
+            .ok()
+            .and_then(|per| per.checked_mul(n_seq))
+            .ok_or_else(|| EngineError::Config("sequences too long".into()))?;
         let mut ctx = self.new_context(cfg, n_ctx, n_seq)?;
         let n_batch = cfg.batch_size as usize;
         let mut batch = LlamaBatch::new(n_batch, 1);

@@ -72,8 +72,7 @@ pub fn requantize(
     Ok(())
 }
 
-/// llama.cpp's system information line: compiled-in CPU features, "LLAMAFILE = 1" when the
-/// llamafile kernels are built in.
+/// llama.cpp's system information line: the compiled-in CPU features of each registered backend.
 pub fn system_info() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated buffer owned by llama.cpp.
     let p = unsafe { llama_cpp_sys_2::llama_print_system_info() };
@@ -86,5 +85,6 @@ pub fn system_info() -> String {
 
 /// Whether the linked llama.cpp was built with the llamafile kernels (not canonical).
 pub fn llamafile_enabled() -> bool {
-    system_info().contains("LLAMAFILE = 1")
+    // SAFETY: a pure query of a compile-time flag of the ggml CPU backend.
+    unsafe { llama_cpp_sys_2::ggml_cpu_has_llamafile() != 0 }
 }

@@ -366,3 +366,43 @@ fn generation_stops_at_eos_or_max() {
         "greedy generation is deterministic across thread counts"
     );
 }
+
+/// Several jobs verified in one shared pass get the verdicts they get alone.
+#[test]
+fn shared_pass_matches_single_checks() {
+    let e = engine();
+    let vcfg = EngineConfig {
+        ubatch_size: 64,
+        batch_size: 256,
+        ..cfg(1)
+    };
+    let mut reqs = Vec::new();
+    for (i, text) in PROMPTS.iter().enumerate().take(3) {
+        let prompt = chat(e, text);
+        let j = job(50 + i as u64, SamplingParams::GREEDY, 24);
+        let mut output = e.generate(&cfg(1), &prompt, &j, |_, _| {}).unwrap().tokens;
+        if i == 1 {
+            output[3] = e.tokenize_continuation(" banana")[0];
+        }
+        reqs.push(VerifyRequest {
+            prompt,
+            output,
+            job: j,
+            mode: CheckMode::Full,
+            commitment: Hash256::ZERO,
+            nonce: [0; 32],
+        });
+    }
+    let shared = camel_worker::verify::verify_many(e, &vcfg, &reqs, &Tolerance::DEFAULT).unwrap();
+    for (r, s) in reqs.iter().zip(&shared) {
+        let alone = verify(e, &vcfg, r, &Tolerance::DEFAULT).unwrap();
+        assert_eq!(alone.verdict.is_valid(), s.verdict.is_valid());
+        assert_eq!(failing_positions(&alone), failing_positions(s));
+        assert_eq!(alone.verdict.checks.len(), s.verdict.checks.len());
+    }
+    assert!(shared[0].verdict.is_valid() && shared[2].verdict.is_valid());
+    assert_eq!(
+        shared[1].verdict.first_failure().map(|c| c.position),
+        Some(3)
+    );
+}
