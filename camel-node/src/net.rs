@@ -10,7 +10,7 @@
 //! chain's bounded orphan pool ([`MAX_ORPHANS`](crate::chain::MAX_ORPHANS)), which is why
 //! the daemon asks each peer for one batch of blocks at a time ([`sync_config`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use camel_core::block::{Block, Header};
@@ -26,8 +26,8 @@ use crate::chain::{Accepted, ChainError};
 use crate::mempool::MempoolError;
 use crate::node::{Node, NodeError};
 
-/// Headers remembered between batches (about 120 bytes each). When full, the oldest
-/// knowledge is dropped: a sync then starts again from the node's own blocks.
+/// Headers remembered between batches (about 150 bytes each). When full, the oldest are
+/// forgotten first; the next batch links to the newest, so a sync carries on.
 pub const MAX_PENDING_HEADERS: usize = 100_000;
 
 /// Blocks asked for per request: with one request per peer in flight, the blocks that can
@@ -49,18 +49,47 @@ pub fn sync_config() -> SyncConfig {
 pub struct NodeChain {
     node: Arc<Node>,
     /// Headers accepted by `submit_headers` whose blocks the node does not have yet.
-    headers: Mutex<HashMap<BlockHash, Header>>,
+    headers: Mutex<PendingHeaders>,
+}
+
+/// Headers without their blocks, bounded by [`MAX_PENDING_HEADERS`], oldest forgotten first.
+#[derive(Debug, Default)]
+struct PendingHeaders {
+    by_hash: HashMap<BlockHash, Header>,
+    /// Arrival order; may still name headers whose blocks came since.
+    order: VecDeque<BlockHash>,
+}
+
+impl PendingHeaders {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    fn insert(&mut self, hash: BlockHash, header: Header) {
+        if self.by_hash.insert(hash, header).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_PENDING_HEADERS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_hash.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: &BlockHash) {
+        self.by_hash.remove(hash);
+    }
 }
 
 impl NodeChain {
     pub fn new(node: Arc<Node>) -> Self {
         Self {
             node,
-            headers: Mutex::new(HashMap::new()),
+            headers: Mutex::new(PendingHeaders::default()),
         }
     }
 
-    fn headers(&self) -> std::sync::MutexGuard<'_, HashMap<BlockHash, Header>> {
+    fn headers(&self) -> std::sync::MutexGuard<'_, PendingHeaders> {
         self.headers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -170,7 +199,7 @@ impl ChainAccess for NodeChain {
                     Some(p) => header.prev_blockhash == p,
                     None => {
                         chain.entry(&header.prev_blockhash).is_some()
-                            || known.contains_key(&header.prev_blockhash)
+                            || known.contains(&header.prev_blockhash)
                     }
                 };
                 if !links {
@@ -178,7 +207,7 @@ impl ChainAccess for NodeChain {
                 }
                 check_proof_of_work(&hash, header.bits, pow_limit)
                     .map_err(|e| PeerFault::InvalidHeader(e.to_string()))?;
-                if chain.entry(&hash).is_none() && !known.contains_key(&hash) {
+                if chain.entry(&hash).is_none() && !known.contains(&hash) {
                     new.push((hash, *header));
                 }
                 prev = Some(hash);
@@ -186,10 +215,9 @@ impl ChainAccess for NodeChain {
         }
         let count = new.len();
         let mut known = self.headers();
-        if known.len().saturating_add(count) > MAX_PENDING_HEADERS {
-            known.clear();
+        for (hash, header) in new {
+            known.insert(hash, header);
         }
-        known.extend(new);
         Ok(count)
     }
 
@@ -247,5 +275,35 @@ impl ChainAccess for NodeChain {
                 Ok(TxOutcome::Ignored)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(n: u32) -> BlockHash {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&n.to_le_bytes());
+        BlockHash::from_byte_array(b)
+    }
+
+    #[test]
+    fn pending_headers_forget_the_oldest_first() {
+        let header = camel_core::params::Params::regtest().genesis_block().header;
+        let mut pending = PendingHeaders::default();
+        let total = u32::try_from(MAX_PENDING_HEADERS).unwrap() + 10;
+        for n in 0..total {
+            pending.insert(hash(n), header);
+        }
+        assert_eq!(pending.by_hash.len(), MAX_PENDING_HEADERS);
+        assert!(!pending.contains(&hash(9)));
+        assert!(pending.contains(&hash(10)));
+        assert!(pending.contains(&hash(total - 1)));
+        // A block's arrival forgets its header; re-inserting counts once.
+        pending.remove(&hash(total - 1));
+        assert!(!pending.contains(&hash(total - 1)));
+        pending.insert(hash(20), header);
+        assert_eq!(pending.order.len(), MAX_PENDING_HEADERS);
     }
 }
