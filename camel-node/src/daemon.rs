@@ -134,6 +134,31 @@ async fn announce(
     }
 }
 
+/// Starts the network on `node` and writes its addresses to `p2p.addr` (the network is shut
+/// down again if that fails).
+async fn start_network(
+    node: &Arc<Node>,
+    dir: &DataDir,
+    p2p: &P2pConfig,
+) -> Result<camel_p2p::Network, DaemonError> {
+    let network = camel_p2p::Network::start(
+        network_config(node.params(), dir.path(), p2p),
+        Arc::new(NodeChain::new(node.clone())),
+        Arc::new(NoJobs),
+    )
+    .await?;
+    let addrs = network.handle().listen_addrs();
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    if let Err(e) = std::fs::write(dir.path().join(P2P_ADDR_FILE), text) {
+        network.shutdown().await;
+        return Err(e.into());
+    }
+    for a in &addrs {
+        tracing::info!("p2p listening on {a}");
+    }
+    Ok(network)
+}
+
 /// Runs a node that holds no model (fraud proofs it cannot judge do not stop it following
 /// the most-work chain) until `external_shutdown` resolves, a signal arrives or
 /// `POST /shutdown`.
@@ -185,26 +210,6 @@ pub async fn run_with_oracle(
             dir.path().display()
         );
     }
-    let network = match &config.p2p {
-        Some(p2p) => {
-            let net_config = network_config(node.params(), dir.path(), p2p);
-            let network = camel_p2p::Network::start(
-                net_config,
-                Arc::new(NodeChain::new(node.clone())),
-                Arc::new(NoJobs),
-            )
-            .await?;
-            let handle = network.handle();
-            let addrs = handle.listen_addrs();
-            let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
-            std::fs::write(dir.path().join(P2P_ADDR_FILE), text)?;
-            for a in &addrs {
-                tracing::info!("p2p listening on {a}");
-            }
-            Some(network)
-        }
-        None => None,
-    };
     let token = dir.write_cookie()?;
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
@@ -213,7 +218,16 @@ pub async fn run_with_oracle(
             source,
         })?;
     let bound = listener.local_addr()?;
-    std::fs::write(dir.path().join(API_ADDR_FILE), bound.to_string())?;
+    let network = match &config.p2p {
+        Some(p2p) => Some(start_network(&node, &dir, p2p).await?),
+        None => None,
+    };
+    if let Err(e) = std::fs::write(dir.path().join(API_ADDR_FILE), bound.to_string()) {
+        if let Some(n) = network {
+            n.shutdown().await;
+        }
+        return Err(e.into());
+    }
     tracing::info!("api listening on http://{bound}");
     println!("api listening on {bound}");
 

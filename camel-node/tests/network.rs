@@ -302,3 +302,31 @@ fn partitioned_halves_converge_on_the_most_work_chain() {
         "{states:?}"
     );
 }
+
+#[test]
+fn busy_p2p_port_stops_the_start_and_no_p2p_runs_alone() {
+    let dir = TempDir::new("net-flags");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let out = std::process::Command::new(common::process::binary())
+        .args(["--regtest", "--api-port", "0", "--p2p-listen", &listen])
+        .arg("--data-dir")
+        .arg(dir.path().join("busy"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {listen}")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("busy").join(P2P_ADDR_FILE).exists());
+
+    let data = dir.path().join("alone");
+    let alone = start(&data, &dir.path().join("alone.log"), &["--no-p2p"]);
+    let (status, v) = alone.get("/peers");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["enabled"], false);
+    assert!(!data.join(P2P_ADDR_FILE).exists());
+}
