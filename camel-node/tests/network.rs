@@ -187,6 +187,15 @@ fn late_nodes_sync_then_discover_and_relay() {
         },
     );
 
+    let (_, v) = a.process.get("/peers");
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["listen"][0].as_str(), Some(a.p2p_addr().as_str()), "{v}");
+    for p in v["peers"].as_array().unwrap() {
+        assert!(!p["addresses"].as_array().unwrap().is_empty(), "{p}");
+        assert!(p["score"].as_f64().is_some_and(|s| s >= 0.0), "{p}");
+        assert!(p["connected_since"].as_u64().is_some(), "{p}");
+    }
+
     // A transaction sent to c reaches every mempool.
     let (status, block1) = c.process.get("/block/1");
     assert_eq!(status, 200, "{block1}");
