@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::chain::{Accepted, ChainError};
 use crate::mempool::MempoolError;
-use crate::node::{Node, NodeError};
+use crate::node::{Announcement, Node, NodeError};
 use crate::store::{IndexEntry, StoreError};
 
 /// Most coins `/address/{addr}/utxos` lists.
@@ -49,6 +49,8 @@ pub struct ApiState {
     pub shutdown: watch::Sender<bool>,
     /// Threads `/generate` mines with.
     pub mine_threads: usize,
+    /// The peer-to-peer network, when the node runs one.
+    pub network: Option<camel_p2p::NetworkHandle>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -155,6 +157,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/address/{addr}/balance", get(balance))
         .route("/address/{addr}/utxos", get(utxos))
         .route("/mempool", get(mempool))
+        .route("/peers", get(peers))
         .route("/tx", post(post_tx))
         .route("/block", post(post_block))
         .route("/generate", post(generate))
@@ -440,7 +443,8 @@ async fn post_tx(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>)
     let tx: Transaction = hex_body(&body, "transaction")?;
     let node = s.node.clone();
     blocking(move || {
-        let txid = node.submit_tx(tx)?;
+        let txid = node.submit_tx(tx.clone())?;
+        node.announce(Announcement::Tx(tx));
         Ok(axum::Json(json!({"txid": txid.to_string()})))
     })
     .await
@@ -457,7 +461,10 @@ async fn post_block(
     let size = block.encoded_len();
     let node = s.node.clone();
     blocking(move || {
-        let outcome = node.submit_block(block)?;
+        let outcome = node.submit_block(block.clone())?;
+        if outcome.accepted == Accepted::Stored {
+            node.announce(Announcement::Block(block));
+        }
         let chain = node.chain();
         let status = match outcome.accepted {
             Accepted::Stored if chain.is_active(&outcome.hash) => "active",
@@ -518,6 +525,39 @@ async fn generate(
         })))
     })
     .await
+}
+
+async fn peers(State(s): State<ApiState>) -> ApiResult {
+    let Some(network) = &s.network else {
+        return Ok(axum::Json(json!({"enabled": false, "peers": []})));
+    };
+    let list = network
+        .peers()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "network-down", e))?;
+    let peers: Vec<Value> = list
+        .iter()
+        .map(|p| {
+            let since = p.connected_since.and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs())
+            });
+            json!({
+                "peer_id": p.peer_id.to_string(),
+                "addresses": p.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "score": p.score,
+                "connected_since": since,
+                "banned": p.banned,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "enabled": true,
+        "peer_id": network.peer_id().to_string(),
+        "listen": network.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "peers": peers,
+    })))
 }
 
 async fn shutdown(State(s): State<ApiState>, headers: HeaderMap) -> ApiResult {

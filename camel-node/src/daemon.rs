@@ -1,9 +1,11 @@
-//! The node process: data directory, store, API server, miners, and a clean shutdown.
+//! The node process: data directory, store, peer-to-peer network, API server, miners, and a
+//! clean shutdown.
 //!
 //! Shutdown (SIGINT, SIGTERM or `POST /shutdown`) is broadcast on a watch channel: the API
 //! server stops accepting connections and finishes the requests in flight, miners stop at
-//! their next look at the stop flag, and [`run`] returns only after every task has ended,
-//! the cookie file is removed and the data directory's lock released.
+//! their next look at the stop flag, the network closes its connections, and [`run`]
+//! returns only after every task has ended, the cookie file is removed and the data
+//! directory's lock released.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,11 +13,13 @@ use std::sync::Arc;
 
 use camel_core::interpreter::{FraudProofOracle, FraudProofsUnavailable};
 use camel_core::params::{Network, Params};
-use tokio::sync::watch;
+use camel_p2p::{KeySource, Multiaddr, NetworkHandle, NoJobs};
+use tokio::sync::{mpsc, watch};
 
 use crate::api::{ApiState, router};
 use crate::datadir::{DataDir, DataDirError, default_data_dir};
-use crate::node::{Node, NodeConfig, NodeError};
+use crate::net::{NodeChain, sync_config};
+use crate::node::{Announcement, Node, NodeConfig, NodeError};
 
 /// Settings of a node process.
 #[derive(Debug, Clone)]
@@ -31,6 +35,27 @@ pub struct DaemonConfig {
     /// Address the miner's coinbase pays (required with `mine`).
     pub mining_address: Option<String>,
     pub node: NodeConfig,
+    /// The peer-to-peer network; `None` runs the node alone.
+    pub p2p: Option<P2pConfig>,
+}
+
+/// Settings of the node's peer-to-peer network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P2pConfig {
+    /// Addresses to listen on (`/ip4/0.0.0.0/tcp/8733`; port 0 picks a free one, and the
+    /// bound addresses are written to `<data dir>/p2p.addr`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join the network through.
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// The default peer-to-peer port of `network`.
+pub fn default_p2p_port(network: Network) -> u16 {
+    match network {
+        Network::Main => 8733,
+        Network::Test => 18733,
+        Network::Regtest => 18833,
+    }
 }
 
 /// Why the node could not start or stopped with an error.
@@ -50,12 +75,89 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Network(#[from] camel_p2p::NetworkError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// File in the data directory holding the API's bound address.
 pub const API_ADDR_FILE: &str = "api.addr";
+
+/// File in the data directory listing the network's listen addresses, one a line, each
+/// ending in `/p2p/<peer id>` (ready for `--bootstrap`).
+pub const P2P_ADDR_FILE: &str = "p2p.addr";
+
+/// The network's settings for a node on `params`' network keeping its key in `dir`.
+/// Regtest runs on short timers (pings every second, status every two, discovery every
+/// second) so that local networks settle in seconds.
+pub fn network_config(
+    params: &Params,
+    dir: &std::path::Path,
+    p2p: &P2pConfig,
+) -> camel_p2p::Config {
+    let mut c = if params.network == Network::Regtest {
+        let mut c = camel_p2p::Config::local(params.clone());
+        c.key = KeySource::DataDir(dir.to_path_buf());
+        c
+    } else {
+        camel_p2p::Config::new(params.clone(), KeySource::DataDir(dir.to_path_buf()))
+    };
+    c.listen = p2p.listen.clone();
+    c.bootstrap = p2p.bootstrap.clone();
+    c.sync = sync_config();
+    c
+}
+
+/// Gossips what the node announces until the node stops announcing or shutdown.
+async fn announce(
+    handle: NetworkHandle,
+    mut rx: mpsc::UnboundedReceiver<Announcement>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let what = tokio::select! {
+            w = rx.recv() => match w {
+                Some(w) => w,
+                None => break,
+            },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let result = match &what {
+            Announcement::Block(b) => handle.broadcast_block(b).await,
+            Announcement::Tx(t) => handle.broadcast_tx(t).await,
+        };
+        if let Err(e) = result {
+            // No peer yet, or a message gossip has seen: nothing to retry.
+            tracing::debug!("announcement not gossiped: {e}");
+        }
+    }
+}
+
+/// Starts the network on `node` and writes its addresses to `p2p.addr` (the network is shut
+/// down again if that fails).
+async fn start_network(
+    node: &Arc<Node>,
+    dir: &DataDir,
+    p2p: &P2pConfig,
+) -> Result<camel_p2p::Network, DaemonError> {
+    let network = camel_p2p::Network::start(
+        network_config(node.params(), dir.path(), p2p),
+        Arc::new(NodeChain::new(node.clone())),
+        Arc::new(NoJobs),
+    )
+    .await?;
+    let addrs = network.handle().listen_addrs();
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    if let Err(e) = std::fs::write(dir.path().join(P2P_ADDR_FILE), text) {
+        network.shutdown().await;
+        return Err(e.into());
+    }
+    for a in &addrs {
+        tracing::info!("p2p listening on {a}");
+    }
+    Ok(network)
+}
 
 /// Runs a node that holds no model (fraud proofs it cannot judge do not stop it following
 /// the most-work chain) until `external_shutdown` resolves, a signal arrives or
@@ -116,7 +218,16 @@ pub async fn run_with_oracle(
             source,
         })?;
     let bound = listener.local_addr()?;
-    std::fs::write(dir.path().join(API_ADDR_FILE), bound.to_string())?;
+    let network = match &config.p2p {
+        Some(p2p) => Some(start_network(&node, &dir, p2p).await?),
+        None => None,
+    };
+    if let Err(e) = std::fs::write(dir.path().join(API_ADDR_FILE), bound.to_string()) {
+        if let Some(n) = network {
+            n.shutdown().await;
+        }
+        return Err(e.into());
+    }
     tracing::info!("api listening on http://{bound}");
     println!("api listening on {bound}");
 
@@ -126,7 +237,13 @@ pub async fn run_with_oracle(
         token: token.into(),
         shutdown: shutdown_tx.clone(),
         mine_threads: config.mine_threads.max(1),
+        network: network.as_ref().map(|n| n.handle()),
     };
+    let announcer = network.as_ref().map(|n| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        node.set_announcer(tx);
+        tokio::spawn(announce(n.handle(), rx, shutdown_rx.clone()))
+    });
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, router(state))
@@ -176,6 +293,13 @@ pub async fn run_with_oracle(
     let _ = refresher.await;
     if let Some(m) = miner {
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
+    }
+    if let Some(a) = announcer {
+        let _ = a.await;
+    }
+    if let Some(n) = network {
+        n.shutdown().await;
+        let _ = std::fs::remove_file(dir.path().join(P2P_ADDR_FILE));
     }
     // Blocking API work in flight holds node references; the store closes with the last.
     drop(node);

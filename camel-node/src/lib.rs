@@ -9,6 +9,7 @@
 //! - [`mempool`]: relay policy, replacement, eviction, block templates.
 //! - [`miner`]: SHA-256d midstate mining over nonce and extranonce.
 //! - [`node`]: chain and mempool behind one shared handle.
+//! - [`net`]: the node behind camel-p2p's `ChainAccess`, for the peer-to-peer network.
 //! - [`api`]: the JSON HTTP API (`docs/api.md`).
 //! - [`daemon`]: the node process: start, serve, mine, shut down cleanly.
 //! - [`cli`]: the node's command-line flags, for `camel-node` and `camel-worker node`.
@@ -20,5 +21,6 @@ pub mod daemon;
 pub mod datadir;
 pub mod mempool;
 pub mod miner;
+pub mod net;
 pub mod node;
 pub mod store;

@@ -25,6 +25,15 @@ pub fn payout_script_for(params: &Params, address: &str) -> Result<Script, Addre
     Ok(templates::p2pkh(a.pubkey_hash()))
 }
 
+/// What the node hands the network to gossip: blocks it mined or was given over the API,
+/// and transactions accepted over the API. Blocks and transactions that arrive from peers
+/// are relayed by the network itself and are not announced again.
+#[derive(Debug, Clone)]
+pub enum Announcement {
+    Block(Block),
+    Tx(Transaction),
+}
+
 /// Bytes kept free in a template for the header, the transaction count and the coinbase.
 const COINBASE_RESERVE: usize = 1_000;
 
@@ -81,6 +90,8 @@ pub struct Node {
     shutting_down: AtomicBool,
     /// Hashes tried by this node's miners.
     pub hashes: AtomicU64,
+    /// Where announcements go (the network task), once a network runs.
+    announcer: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Announcement>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -121,6 +132,7 @@ impl Node {
             miner_interrupt: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             hashes: AtomicU64::new(0),
+            announcer: Mutex::new(None),
         })
     }
 
@@ -140,6 +152,22 @@ impl Node {
     /// The mempool, locked (take the chain lock first if both are needed).
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         lock(&self.mempool)
+    }
+
+    /// Sends announcements to `to` from now on.
+    pub fn set_announcer(&self, to: tokio::sync::mpsc::UnboundedSender<Announcement>) {
+        *lock(&self.announcer) = Some(to);
+    }
+
+    /// Hands a block or transaction to the network for gossip (nothing without a network).
+    pub fn announce(&self, what: Announcement) {
+        let mut announcer = lock(&self.announcer);
+        if let Some(to) = announcer.as_ref()
+            && to.send(what).is_err()
+        {
+            // The network has stopped.
+            *announcer = None;
+        }
     }
 
     /// Accepts a block and brings the mempool up to date with any tip change.
@@ -215,13 +243,14 @@ impl Node {
             let block = mine(&unit, threads, &self.shutting_down, &self.hashes)
                 .ok_or(NodeError::Stopped)?;
             let hash = block.block_hash();
-            let outcome = self.submit_block(block)?;
+            let outcome = self.submit_block(block.clone())?;
             if self.chain().tip() != hash {
                 return Err(NodeError::Mining {
                     hash,
                     why: format!("{:?}, tip is {}", outcome.accepted, self.chain().tip()),
                 });
             }
+            self.announce(Announcement::Block(block));
             hashes.push(hash);
         }
         Ok(hashes)
@@ -241,8 +270,11 @@ impl Node {
             };
             if let Some(block) = mine(&unit, threads, &self.miner_interrupt, &self.hashes) {
                 let hash = block.block_hash();
-                match self.submit_block(block) {
-                    Ok(_) => tracing::info!("mined block {hash} at height {}", unit.height),
+                match self.submit_block(block.clone()) {
+                    Ok(_) => {
+                        tracing::info!("mined block {hash} at height {}", unit.height);
+                        self.announce(Announcement::Block(block));
+                    }
                     Err(e) => tracing::warn!("mined block {hash} refused: {e}"),
                 }
             }
