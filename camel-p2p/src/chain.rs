@@ -4,7 +4,7 @@
 //! Calls are synchronous and made from the network task: an implementation should answer
 //! from memory or a quick store read; block and header submission run the node's
 //! validation. Anything a peer sent that fails validation comes back as a [`PeerFault`],
-//! which the peer manager turns into a penalty (see `docs/p2p.md`).
+//! which the peer manager turns into a penalty (see `docs/protocol.md` section 12).
 
 use std::future::Future;
 

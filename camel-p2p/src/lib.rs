@@ -13,7 +13,7 @@
 //!   behaviour (connection limits first).
 //! - [`service`]: the network task and the [`NetworkHandle`] the node talks to.
 //!
-//! The protocol, the limits and the scoring table are specified in `docs/p2p.md`.
+//! The protocol, the limits and the scoring table are specified in `docs/protocol.md` section 12.
 
 pub mod chain;
 pub mod identity;

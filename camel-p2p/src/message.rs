@@ -6,7 +6,7 @@
 //! against the limit below before anything is read). A frame is decoded from a byte slice
 //! that is already bounded by the transport ([`MAX_REQUEST_FRAME`], [`MAX_RESPONSE_FRAME`],
 //! [`MAX_GOSSIP_FRAME`]); trailing bytes after the payload are an error. The full table,
-//! with the scoring of each failure, is in `docs/p2p.md`.
+//! with the scoring of each failure, is in `docs/protocol.md` section 12.
 
 use camel_core::block::{Block, Header};
 use camel_core::encode::{

@@ -2,7 +2,7 @@
 //! thresholds, exponential decay, and what the node lists as its peers.
 //!
 //! Sans-I/O: callers pass the time and carry out the returned [`ScoreAction`]. The table is
-//! written out, with reasons, in `docs/p2p.md`; keep the two in step.
+//! written out, with reasons, in `docs/protocol.md` section 12; keep the two in step.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
