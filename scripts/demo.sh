@@ -20,7 +20,7 @@ echo
 echo "== starting a regtest worker node (chain store, mempool, HTTP API on 127.0.0.1)"
 "$bin" node --regtest --data-dir "$work/node" --api-port 0 --p2p-listen /ip4/127.0.0.1/tcp/0 > "$work/node.log" 2>&1 &
 node_pid=$!
-trap 'kill "$node_pid" 2>/dev/null; wait "$node_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do [ -s "$work/node/api.addr" ] && [ -s "$work/node/.cookie" ] && break; sleep 0.1; done
 # Private key 1's regtest address: any address of the node's network works.
 miner_address="mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r"
