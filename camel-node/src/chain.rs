@@ -1,15 +1,22 @@
 //! The chain manager: accepts blocks, keeps the header index in memory, follows the valid
 //! chain with the most work, and reorganises to a better one at any depth.
 //!
-//! Acceptance is a pipeline (each step may reject, nothing is written before the block
+//! Headers come first during sync ([`Chain::accept_headers`]): each is checked for proof
+//! of work and, against its parent, for the expected `bits`, median time past and a time not
+//! too far ahead of the clock, then indexed without its block. Blocks whose header is known
+//! can then arrive in any order: each is stored as it comes and joins the candidates for the
+//! best chain once every block below it is stored too ("linked").
+//!
+//! Block acceptance is a pipeline (each step may reject, nothing is written before the block
 //! passes the context-free checks):
 //! 1. context-free checks ([`check_block`]): proof of work, merkle root, transactions;
-//! 2. a block whose parent is unknown goes to the bounded orphan pool until it arrives;
+//! 2. a block whose parent is unknown (not even its header) goes to the bounded orphan pool
+//!    until it arrives;
 //! 3. a block whose parent is invalid is stored as invalid;
 //! 4. header rules in context ([`check_block_contextual`]): height, median time past,
 //!    expected `bits`, time not too far ahead of the clock;
-//! 5. the block is stored (one write transaction), and if its chain has more work than the
-//!    active chain, the chain is switched: blocks are disconnected down to the fork point
+//! 5. the block is stored (one write transaction), and once linked, if its chain has more
+//!    work than the active chain, the chain is switched: blocks are disconnected down to the fork point
 //!    (one write transaction each, restoring the undo data), then the new branch is
 //!    connected ([`connect_block`] with the UTXO and job views, scripts checked in parallel,
 //!    one write transaction each). If a block of the new branch breaks a rule, it is marked
@@ -19,12 +26,12 @@
 //! Ties in work keep the chain the node already follows (first seen wins).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use camel_core::block::Block;
+use camel_core::block::{Block, Header};
 use camel_core::contextual::{
     BlockChanges, BlockContext, TxScriptChecks, check_block_contextual, connect_block,
     median_time_past,
@@ -33,7 +40,9 @@ use camel_core::encode::Encodable;
 use camel_core::hash::BlockHash;
 use camel_core::interpreter::FraudProofOracle;
 use camel_core::params::Params;
-use camel_core::pow::{Work, is_retarget_height, next_bits, retarget_first_height};
+use camel_core::pow::{
+    Work, check_proof_of_work, is_retarget_height, next_bits, retarget_first_height,
+};
 use camel_core::validation::check_block;
 
 use crate::store::{IndexEntry, Snapshot, Store, StoreError, status};
@@ -267,6 +276,12 @@ pub struct Chain {
     /// keyed by (work, arrival order reversed): the last entry is the best candidate.
     candidates: BTreeMap<(Work, Reverse<u64>), BlockHash>,
     arrival: u64,
+    /// Stored blocks with a block missing somewhere below them: not candidates yet.
+    waiting: HashSet<BlockHash>,
+    /// Waiting blocks by parent, so a block's arrival links its descendants.
+    unlinked: HashMap<BlockHash, Vec<BlockHash>>,
+    /// The valid-so-far header with the most work (data or not); what sync aims for.
+    best_header: BlockHash,
     orphans: OrphanPool,
     oracle: Arc<dyn FraudProofOracle + Send + Sync>,
     script_threads: usize,
@@ -292,6 +307,7 @@ impl Chain {
         oracle: Arc<dyn FraudProofOracle + Send + Sync>,
         script_threads: usize,
     ) -> Result<Self, ChainError> {
+        let genesis = params.genesis_hash;
         let mut chain = Self {
             params,
             store,
@@ -299,6 +315,9 @@ impl Chain {
             active: Vec::new(),
             candidates: BTreeMap::new(),
             arrival: 0,
+            waiting: HashSet::new(),
+            unlinked: HashMap::new(),
+            best_header: genesis,
             orphans: OrphanPool::default(),
             oracle,
             script_threads: script_threads.max(1),
@@ -323,6 +342,8 @@ impl Chain {
                 }
             }
         }
+        chain.rebuild_links();
+        chain.rebuild_best_header();
         chain.rebuild_candidates();
         // A crash between storing a block and switching to it leaves a better chain
         // waiting: switch now.
@@ -452,13 +473,211 @@ impl Chain {
         })
     }
 
+    /// Whether `hash` is stored and every block below it too.
+    fn is_linked(&self, hash: &BlockHash) -> bool {
+        self.index.get(hash).is_some_and(|e| e.has_data()) && !self.waiting.contains(hash)
+    }
+
+    /// Recomputes which stored blocks wait for a missing ancestor (at start).
+    fn rebuild_links(&mut self) {
+        self.waiting.clear();
+        self.unlinked.clear();
+        let mut stored: Vec<_> = self
+            .index
+            .iter()
+            .filter(|(_, e)| e.has_data() && e.height > 0)
+            .map(|(h, e)| (e.height, *h, e.header.prev_blockhash))
+            .collect();
+        stored.sort();
+        for (_, hash, parent) in stored {
+            if !self.is_linked(&parent) {
+                self.waiting.insert(hash);
+                self.unlinked.entry(parent).or_default().push(hash);
+            }
+        }
+    }
+
+    /// The header with the most work that is not known invalid (first seen wins ties).
+    fn rebuild_best_header(&mut self) {
+        let mut best: Option<(Work, u32, BlockHash)> = None;
+        for (h, e) in &self.index {
+            if e.is_failed() {
+                continue;
+            }
+            // Prefer the active chain's block among equals, then the lower hash: a stable
+            // choice, as the arrival order is not stored.
+            let key = (e.chain_work, u32::from(self.hash_at(e.height) == Some(*h)), *h);
+            if best.is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
+                best = Some(key);
+            }
+        }
+        self.best_header = best.map_or(self.tip(), |b| b.2);
+    }
+
+    fn note_header(&mut self, hash: BlockHash, entry: &IndexEntry) {
+        let best = self
+            .index
+            .get(&self.best_header)
+            .map_or(Work::ZERO, |e| e.chain_work);
+        if !entry.is_failed() && entry.chain_work > best {
+            self.best_header = hash;
+        }
+    }
+
+    /// The best header (see [`Chain::best_header_entry`]).
+    pub fn best_header(&self) -> BlockHash {
+        self.best_header
+    }
+
+    /// The index entry of the best header: the most-work chain of headers not known invalid,
+    /// which may be ahead of the tip while its blocks download.
+    pub fn best_header_entry(&self) -> IndexEntry {
+        self.index
+            .get(&self.best_header)
+            .copied()
+            .unwrap_or_else(|| self.tip_entry())
+    }
+
+    /// A Bitcoin-style locator of the best header chain: its last ten hashes, then stepping
+    /// back 2, 4, 8, … blocks, ending with the genesis; at most `max` hashes (at least 2).
+    pub fn locator(&self, max: usize) -> Vec<BlockHash> {
+        let max = max.max(2);
+        let top = self.best_header_entry().height;
+        let mut out = Vec::with_capacity(max);
+        let (mut height, mut step, mut cur) = (top, 1u32, self.best_header);
+        loop {
+            match self.ancestor(&cur, height) {
+                Some(h) => {
+                    out.push(h);
+                    cur = h;
+                }
+                None => break,
+            }
+            if height == 0 || out.len() + 1 >= max {
+                break;
+            }
+            if out.len() >= 10 {
+                step = step.saturating_mul(2);
+            }
+            height = height.saturating_sub(step);
+        }
+        if out.last() != Some(&self.params.genesis_hash) {
+            out.push(self.params.genesis_hash);
+        }
+        out
+    }
+
+    /// Makes `hash` (stored, its parent linked) and every waiting descendant linked, adding
+    /// those with more work than the tip to the candidates. Returns whether any was added.
+    fn link(&mut self, hash: BlockHash) -> bool {
+        let tip_work = self.tip_entry().chain_work;
+        let mut added = false;
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            self.waiting.remove(&h);
+            if let Some(e) = self.index.get(&h).copied()
+                && !e.is_failed()
+                && e.chain_work > tip_work
+            {
+                self.add_candidate(h, e.chain_work);
+                added = true;
+            }
+            if let Some(children) = self.unlinked.remove(&h) {
+                stack.extend(children);
+            }
+        }
+        added
+    }
+
+    /// Adds headers (in order, each linking to the previous or to a known header) to the
+    /// index without their blocks, after checking proof of work and the header rules in
+    /// context. Known headers are skipped. Returns how many were new; on the first bad
+    /// header, the ones before it are kept and the error names it (`prev-blk-not-found`
+    /// for a header that links to nothing known).
+    pub fn accept_headers(
+        &mut self,
+        headers: &[Header],
+        adjusted_time: u32,
+    ) -> Result<usize, ChainError> {
+        let mut new: Vec<(BlockHash, IndexEntry)> = Vec::new();
+        let mut result = Ok(());
+        for header in headers {
+            let hash = header.block_hash();
+            if let Some(e) = self.index.get(&hash) {
+                if e.is_failed() {
+                    result = Err(ChainError::invalid(
+                        hash,
+                        "duplicate-invalid",
+                        "header of a block known to be invalid",
+                    ));
+                    break;
+                }
+                continue;
+            }
+            let parent_hash = header.prev_blockhash;
+            let Some(parent) = self.index.get(&parent_hash).copied() else {
+                result = Err(ChainError::invalid(
+                    hash,
+                    "prev-blk-not-found",
+                    format!("header's parent {parent_hash} is unknown"),
+                ));
+                break;
+            };
+            if parent.is_failed() {
+                result = Err(ChainError::invalid(
+                    hash,
+                    "bad-prevblk",
+                    format!("parent {parent_hash} is invalid"),
+                ));
+                break;
+            }
+            if let Err(e) = check_proof_of_work(&hash, header.bits, self.params.pow_limit) {
+                result = Err(ChainError::invalid(hash, "high-hash", e));
+                break;
+            }
+            let Some(ctx) = self.context_after(&parent_hash, adjusted_time) else {
+                result = Err(StoreError::Missing(format!("ancestors of {parent_hash}")).into());
+                break;
+            };
+            if let Err(e) = check_block_contextual(header, &ctx, &self.params) {
+                result = Err(ChainError::invalid(hash, e.reason(), &e));
+                break;
+            }
+            let entry = IndexEntry {
+                header: *header,
+                height: ctx.height,
+                chain_work: parent.chain_work.saturating_add(header.work()),
+                status: 0,
+            };
+            self.index.insert(hash, entry);
+            new.push((hash, entry));
+        }
+        if !new.is_empty() {
+            if let Err(e) = self.store.put_entries(&new) {
+                for (h, _) in &new {
+                    self.index.remove(h);
+                }
+                return Err(e.into());
+            }
+            for (h, e) in &new {
+                self.note_header(*h, e);
+            }
+        }
+        result.map(|()| new.len())
+    }
+
     fn rebuild_candidates(&mut self) {
         let tip_work = self.tip_entry().chain_work;
         self.candidates.clear();
         let mut entries: Vec<_> = self
             .index
             .iter()
-            .filter(|(_, e)| e.has_data() && !e.is_failed() && e.chain_work >= tip_work)
+            .filter(|(h, e)| {
+                e.has_data()
+                    && !e.is_failed()
+                    && e.chain_work >= tip_work
+                    && !self.waiting.contains(*h)
+            })
             .map(|(h, e)| (e.height, *h, e.chain_work))
             .collect();
         entries.sort();
@@ -508,6 +727,12 @@ impl Chain {
                 Ok(Step::Connected(block)) => {
                     outcome.change.connected.push(block);
                     self.prune_candidates();
+                    // Blocks stored ahead of this one (headers-first sync) can now connect.
+                    if self.unlinked.contains_key(&h) && self.link(h) {
+                        let (change, invalidated) = self.activate_best()?;
+                        outcome.change.append(change);
+                        outcome.invalidated.extend(invalidated);
+                    }
                     queue.extend(self.orphans.take_children(&h));
                 }
                 Ok(Step::Done(other)) => {
@@ -537,7 +762,10 @@ impl Chain {
                     "block is known to be invalid",
                 ));
             }
-            return Ok(Step::Done(Accepted::Duplicate));
+            if e.has_data() {
+                return Ok(Step::Done(Accepted::Duplicate));
+            }
+            // Only its header was known: the body is new.
         }
         let parent_hash = block.header.prev_blockhash;
         if parent_hash == self.tip() {
@@ -560,6 +788,7 @@ impl Chain {
             entry.status |= status::FAILED_CHILD;
             self.store.put_block(&hash, &entry, &block)?;
             self.index.insert(hash, entry);
+            self.rebuild_best_header();
             return Err(ChainError::invalid(
                 hash,
                 "bad-prevblk",
@@ -576,13 +805,18 @@ impl Chain {
                 entry.status |= status::FAILED;
                 self.store.put_block(&hash, &entry, &block)?;
                 self.index.insert(hash, entry);
+                self.rebuild_best_header();
             }
             return Err(ChainError::invalid(hash, reason, &e));
         }
         self.store.put_block(&hash, &entry, &block)?;
         self.index.insert(hash, entry);
-        if entry.chain_work > self.tip_entry().chain_work {
-            self.add_candidate(hash, entry.chain_work);
+        self.note_header(hash, &entry);
+        if self.is_linked(&parent_hash) {
+            self.link(hash);
+        } else {
+            self.waiting.insert(hash);
+            self.unlinked.entry(parent_hash).or_default().push(hash);
         }
         Ok(Step::Stored)
     }
@@ -609,6 +843,7 @@ impl Chain {
                 entry.status |= status::VALID;
                 self.index.insert(hash, entry);
                 self.active.push(hash);
+                self.note_header(hash, &entry);
                 Ok(block)
             }
             Err(ChainError::Invalid {
@@ -624,6 +859,7 @@ impl Chain {
                     entry.status |= status::FAILED;
                     self.store.put_block(&hash, &entry, &block)?;
                     self.index.insert(hash, entry);
+                    self.rebuild_best_header();
                 }
                 Err(ChainError::Invalid {
                     hash,
@@ -805,6 +1041,7 @@ impl Chain {
         for (h, e) in changed {
             self.index.insert(h, e);
         }
+        self.rebuild_best_header();
         self.rebuild_candidates();
         Ok(())
     }

@@ -173,11 +173,35 @@ impl Node {
     /// Accepts a block and brings the mempool up to date with any tip change.
     pub fn submit_block(&self, block: Block) -> Result<AcceptOutcome, NodeError> {
         let mut chain = self.chain();
+        self.accept_locked(&mut chain, block)
+    }
+
+    /// Accepts blocks received together from a peer under one chain lock, with one disk
+    /// sync for the batch instead of one per block ([`Store::defer_durability`]: a crash
+    /// loses the whole batch or none of it, and sync fetches lost blocks again). The outer
+    /// error is a failure to make the batch durable; the inner results are per block, in
+    /// order.
+    pub fn submit_blocks(
+        &self,
+        blocks: Vec<Block>,
+    ) -> Result<Vec<Result<AcceptOutcome, NodeError>>, NodeError> {
+        let mut chain = self.chain();
+        self.store.defer_durability(true);
+        let results = blocks
+            .into_iter()
+            .map(|b| self.accept_locked(&mut chain, b))
+            .collect();
+        self.store.defer_durability(false);
+        self.store.flush()?;
+        Ok(results)
+    }
+
+    fn accept_locked(&self, chain: &mut Chain, block: Block) -> Result<AcceptOutcome, NodeError> {
         let mut outcome = chain.accept_block(block, now())?;
         if !outcome.change.is_empty() {
             self.miner_interrupt.store(true, Ordering::Relaxed);
             self.mempool()
-                .update_for_tip_change(&outcome.change, &chain, self.oracle.as_ref())?;
+                .update_for_tip_change(&outcome.change, chain, self.oracle.as_ref())?;
         }
         if let Some(pos) = outcome.rejection() {
             return Err(outcome.invalidated.swap_remove(pos).into());
@@ -228,6 +252,9 @@ impl Node {
 
     /// Mines `n` blocks on the current tip paying `payout` (regtest's on-demand mining;
     /// also used by tests). Returns their hashes.
+    ///
+    /// The blocks are made durable together when the call returns (one disk sync, not one
+    /// per block); a crash before that loses only blocks this call has not yet returned.
     pub fn generate(
         &self,
         n: u32,
@@ -235,6 +262,18 @@ impl Node {
         threads: usize,
     ) -> Result<Vec<BlockHash>, NodeError> {
         let mut hashes = Vec::new();
+        let mined = self.generate_into(n, payout, threads, &mut hashes);
+        self.store.flush()?;
+        mined.map(|()| hashes)
+    }
+
+    fn generate_into(
+        &self,
+        n: u32,
+        payout: &Script,
+        threads: usize,
+        hashes: &mut Vec<BlockHash>,
+    ) -> Result<(), NodeError> {
         for _ in 0..n {
             if self.shutting_down.load(Ordering::Relaxed) {
                 return Err(NodeError::Stopped);
@@ -243,17 +282,25 @@ impl Node {
             let block = mine(&unit, threads, &self.shutting_down, &self.hashes)
                 .ok_or(NodeError::Stopped)?;
             let hash = block.block_hash();
-            let outcome = self.submit_block(block.clone())?;
-            if self.chain().tip() != hash {
+            let (outcome, tip) = {
+                // Deferred durability only under the chain lock, so that no other caller's
+                // write is deferred with it.
+                let mut chain = self.chain();
+                self.store.defer_durability(true);
+                let outcome = self.accept_locked(&mut chain, block.clone());
+                self.store.defer_durability(false);
+                (outcome?, chain.tip())
+            };
+            if tip != hash {
                 return Err(NodeError::Mining {
                     hash,
-                    why: format!("{:?}, tip is {}", outcome.accepted, self.chain().tip()),
+                    why: format!("{:?}, tip is {tip}", outcome.accepted),
                 });
             }
             self.announce(Announcement::Block(block));
             hashes.push(hash);
         }
-        Ok(hashes)
+        Ok(())
     }
 
     /// Mines on `threads` threads until shutdown, rebuilding work on every tip change.

@@ -22,6 +22,7 @@
 //! | `addrindex` | SHA-256(scriptPubKey) ‖ outpoint | empty (unspent outputs only) |
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::path::Path;
 
 use camel_core::block::{Block, Header};
@@ -314,11 +315,17 @@ impl PendingWrite {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// Commits are made durable later, by [`Store::flush`] (see [`Store::defer_durability`]).
+    deferred: AtomicBool,
 }
 
-fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
+fn begin_write(db: &Database, deferred: bool) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    txn.set_durability(if deferred {
+        Durability::None
+    } else {
+        Durability::Immediate
+    })?;
     txn.set_two_phase_commit(true);
     txn.set_quick_repair(true);
     Ok(txn)
@@ -331,7 +338,7 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
-        let txn = begin_write(&db)?;
+        let txn = begin_write(&db, false)?;
         for def in [
             HEADERS, BLOCKS, UNDO, ACTIVE, UTXO, JOBS, TXINDEX, ADDRINDEX,
         ] {
@@ -339,7 +346,30 @@ impl Store {
         }
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            deferred: AtomicBool::new(false),
+        })
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        begin_write(&self.db, self.deferred.load(Ordering::Relaxed))
+    }
+
+    /// While on, commits skip the disk sync: each is still atomic, and a crash returns the
+    /// store to the last durable commit, losing the deferred ones together. The chain
+    /// manager turns it on for a batch of blocks received from peers (which sync would fetch
+    /// again) and calls [`Store::flush`] at the batch's end, so a sync pays one disk sync per
+    /// batch rather than one per block.
+    pub fn defer_durability(&self, on: bool) {
+        self.deferred.store(on, Ordering::Relaxed);
+    }
+
+    /// Makes every earlier commit durable (an empty commit with immediate durability).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let txn = begin_write(&self.db, false)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Every header index entry (loaded once at start into memory).
@@ -388,7 +418,7 @@ impl Store {
         entry: &IndexEntry,
         block: &Block,
     ) -> Result<(), StoreError> {
-        let txn = begin_write(&self.db)?;
+        let txn = self.begin_write()?;
         {
             txn.open_table(HEADERS)?
                 .insert(hash.as_bytes().as_slice(), encode_to_vec(entry).as_slice())?;
@@ -401,7 +431,7 @@ impl Store {
 
     /// Writes index entries (status changes), all in one transaction.
     pub fn put_entries(&self, entries: &[(BlockHash, IndexEntry)]) -> Result<(), StoreError> {
-        let txn = begin_write(&self.db)?;
+        let txn = self.begin_write()?;
         {
             let mut headers = txn.open_table(HEADERS)?;
             for (hash, entry) in entries {
@@ -459,7 +489,7 @@ impl Store {
         changes: &BlockChanges,
         store_body: bool,
     ) -> Result<PendingWrite, StoreError> {
-        let txn = begin_write(&self.db)?;
+        let txn = self.begin_write()?;
         {
             if store_body {
                 txn.open_table(BLOCKS)?
@@ -514,7 +544,7 @@ impl Store {
         height: u32,
         block: &Block,
     ) -> Result<Undo, StoreError> {
-        let txn = begin_write(&self.db)?;
+        let txn = self.begin_write()?;
         let undo: Undo = {
             let table = txn.open_table(UNDO)?;
             let v = table

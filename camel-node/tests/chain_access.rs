@@ -94,14 +94,15 @@ fn header_batches_must_link_and_carry_their_work() {
         access.submit_headers(&headers[5..10]),
         Err(PeerFault::UnconnectedHeaders)
     );
-    // Headers that skip one.
+    // Headers that skip one: the fault is charged, the good header before the gap kept.
     let gap = [headers[0], headers[2]];
     assert_eq!(
         access.submit_headers(&gap),
         Err(PeerFault::UnconnectedHeaders)
     );
+    assert!(node_has_header(&access, &headers[0]));
     // In order: the second batch links to the first one's last header.
-    assert_eq!(access.submit_headers(&headers[..10]), Ok(10));
+    assert_eq!(access.submit_headers(&headers[..10]), Ok(9));
     assert_eq!(access.submit_headers(&headers[10..]), Ok(10));
     assert_eq!(access.submit_headers(&headers[10..]), Ok(0));
     assert_eq!(access.submit_headers(&[]), Ok(0));
@@ -115,6 +116,10 @@ fn header_batches_must_link_and_carry_their_work() {
     let fault = access.submit_headers(&[bad]).unwrap_err();
     assert!(matches!(fault, PeerFault::InvalidHeader(_)), "{fault}");
     assert_eq!(fault.misbehaviour(), Misbehaviour::BadPowHeader);
+}
+
+fn node_has_header(access: &NodeChain, header: &camel_core::block::Header) -> bool {
+    access.locator().contains(&header.block_hash())
 }
 
 #[test]
@@ -218,4 +223,110 @@ fn transactions_from_peers() {
     let young = (OutPoint::new(young.txid(), 0), young.outputs[0].clone());
     let early = spend(&key(1), &[young], vec![pay(1_000)]);
     assert_eq!(access.submit_tx(early), Ok(TxOutcome::Ignored));
+}
+
+#[test]
+fn headers_first_then_blocks_in_any_order() {
+    let source_dir = TempDir::new("access-hf-src");
+    let source = node_with(&source_dir, 60);
+    let src = NodeChain::new(source.clone());
+    let headers = src.headers_after(&[], None, 100);
+    let blocks: Vec<_> = (1..=60).map(|h| block_at(&source, h)).collect();
+
+    let dir = TempDir::new("access-hf");
+    let node = node_with(&dir, 0);
+    let access = NodeChain::new(node.clone());
+    assert_eq!(access.submit_headers(&headers), Ok(60));
+    // The header chain leads; the tip waits for the blocks.
+    assert_eq!(access.best_header_work(), src.tip().work);
+    assert_eq!(access.tip().height, 0);
+    assert_eq!(access.locator().first(), Some(&source.chain().tip()));
+    assert!(!access.has_block(&blocks[0].block_hash()));
+
+    // The last 40 blocks arrive first, newest batch first: each is stored, none is an
+    // orphan, and the tip cannot move without block 1.
+    for batch in blocks[20..].chunks(16).rev() {
+        let outcomes = access.submit_blocks(batch.to_vec());
+        assert!(
+            outcomes.iter().all(|o| *o == Ok(BlockOutcome::Stored)),
+            "{outcomes:?}"
+        );
+    }
+    assert_eq!(node.chain().orphan_count(), 0);
+    assert_eq!(access.tip().height, 0);
+
+    // Stored but unlinked blocks survive a restart, and so do the headers.
+    drop(access);
+    drop(node);
+    let node = Arc::new(open_node(dir.path()));
+    let access = NodeChain::new(node.clone());
+    assert_eq!(access.best_header_work(), src.tip().work);
+    assert!(access.has_block(&blocks[59].block_hash()));
+
+    // Blocks 2..=20, then block 1: the whole chain connects at once.
+    let outcomes = access.submit_blocks(blocks[1..20].to_vec());
+    assert!(outcomes.iter().all(|o| *o == Ok(BlockOutcome::Stored)));
+    assert_eq!(
+        access.submit_blocks(vec![blocks[0].clone()]),
+        vec![Ok(BlockOutcome::NewTip)]
+    );
+    assert_eq!(node.chain().tip(), source.chain().tip());
+    assert_eq!(
+        node.store().utxo_stats().unwrap(),
+        source.store().utxo_stats().unwrap()
+    );
+    assert_eq!(access.submit_headers(&headers), Ok(0));
+    assert_eq!(
+        access.submit_blocks(blocks[..2].to_vec()),
+        vec![Ok(BlockOutcome::AlreadyHave), Ok(BlockOutcome::AlreadyHave)]
+    );
+}
+
+#[test]
+fn headers_are_checked_in_context() {
+    let dir = TempDir::new("access-hctx");
+    let node = node_with(&dir, 3);
+    let access = NodeChain::new(node.clone());
+    let tip = node.chain().tip_entry();
+    let next = |bits: u32, time: u32| {
+        let mut header = camel_core::block::Header {
+            version: 1,
+            prev_blockhash: node.chain().tip(),
+            merkle_root: camel_core::Hash256::ZERO,
+            time,
+            bits,
+            nonce: 0,
+        };
+        let target = camel_core::pow::Target::from_compact(bits).unwrap();
+        header.nonce = header
+            .midstate()
+            .find_nonce(&target, 0, u32::MAX)
+            .unwrap()
+            .0;
+        header
+    };
+    // Valid proof of work for the bits it names, but not the bits the chain expects.
+    let harder = next(0x1f00_ffff, tip.header.time + 1);
+    let fault = access.submit_headers(&[harder]).unwrap_err();
+    assert!(fault.to_string().contains("bad-diffbits"), "{fault}");
+    assert_eq!(fault.misbehaviour(), Misbehaviour::BadPowHeader);
+    // Not after the median time past.
+    let old = next(tip.header.bits, node.params().genesis_time);
+    let fault = access.submit_headers(&[old]).unwrap_err();
+    assert!(fault.to_string().contains("time-too-old"), "{fault}");
+    // Too far ahead of the clock: no fault, not kept.
+    let future = next(
+        tip.header.bits,
+        now() + node.params().max_future_block_time + 600,
+    );
+    assert_eq!(access.submit_headers(&[future]), Ok(0));
+    assert!(node.chain().entry(&future.block_hash()).is_none());
+    assert_eq!(access.best_header_work(), access.tip().work);
+    // A good one is indexed without its block.
+    let good = next(tip.header.bits, tip.header.time + 1);
+    assert_eq!(access.submit_headers(&[good]), Ok(1));
+    let entry = *node.chain().entry(&good.block_hash()).unwrap();
+    assert_eq!(entry.height, 4);
+    assert!(!entry.has_data());
+    assert_eq!(node.chain().best_header(), good.block_hash());
 }

@@ -140,6 +140,11 @@ pub trait ChainAccess: Send + Sync + 'static {
     fn submit_headers(&self, headers: &[Header]) -> Result<usize, PeerFault>;
     /// Validates and stores a block, reorganising to it if its chain has the most work.
     fn submit_block(&self, block: Block) -> Result<BlockOutcome, PeerFault>;
+    /// Blocks that came in one response, in order. A chain may take them as one unit (one
+    /// lock, one disk sync); by default each goes through [`ChainAccess::submit_block`].
+    fn submit_blocks(&self, blocks: Vec<Block>) -> Vec<Result<BlockOutcome, PeerFault>> {
+        blocks.into_iter().map(|b| self.submit_block(b)).collect()
+    }
     /// Validates a transaction and offers it to the mempool.
     fn submit_tx(&self, tx: Transaction) -> Result<TxOutcome, PeerFault>;
 }

@@ -357,16 +357,20 @@ impl Sync {
         let mut got = HashSet::with_capacity(blocks.len());
         let mut faults = Vec::new();
         let mut unrequested = false;
+        let mut batch = Vec::with_capacity(blocks.len());
         for block in blocks {
             let hash = block.block_hash();
             if !wanted.contains(&hash) || !got.insert(hash) {
                 unrequested = true;
                 continue;
             }
-            if let Err(f) = chain.submit_block(block) {
+            self.lacking.remove(&hash);
+            batch.push(block);
+        }
+        for result in chain.submit_blocks(batch) {
+            if let Err(f) = result {
                 faults.push(f.misbehaviour());
             }
-            self.lacking.remove(&hash);
         }
         if unrequested {
             faults.push(Misbehaviour::UnrequestedData);
