@@ -5,11 +5,13 @@
 //!    signatures on the same number of threads;
 //! 2. the miner's hashes per second per core against a bare SHA-256d midstate loop;
 //! 3. the resident memory of a `camel-node` process while it mines and connects many regtest
-//!    blocks.
+//!    blocks;
+//! 4. a new `camel-node` process syncing those blocks over P2P from one that mined them
+//!    (headers first, then blocks; each with its own redb store): blocks per second and RSS.
 //!
-//! Arguments (after `--`): `connect`, `mine`, `memory` to run one part (default: all);
-//! `--blocks N` for the memory run (default 10,000), `--cache-mib M` for the node's store
-//! cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
+//! Arguments (after `--`): `connect`, `mine`, `memory`, `sync` to run one part (default:
+//! all); `--blocks N` for the memory and sync runs (default 10,000), `--cache-mib M` for
+//! the node's store cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
 //! small size, as a smoke test.
 
 #[path = "../tests/common/mod.rs"]
@@ -312,12 +314,121 @@ fn memory(blocks: u32, cache_mib: Option<&str>) {
     assert!(status.success());
 }
 
+/// VmRSS and VmHWM (peak) of process `pid`, KiB.
+fn rss_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A new node syncing `blocks` regtest blocks from a node that mined them, both real
+/// `camel-node` processes on loopback.
+fn sync(blocks: u32) {
+    let dir = TempDir::new("bench-sync");
+    let listen = ["--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+    let source_data = dir.path().join("source");
+    let source = common::process::start(&source_data, &dir.path().join("source.log"), &listen);
+    let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
+    let mine_start = Instant::now();
+    let mut done = 0;
+    while done < blocks {
+        let n = (blocks - done).min(camel_node::api::MAX_GENERATE);
+        let (status, body) = source.post(
+            "/generate",
+            true,
+            &format!(r#"{{"n": {n}, "address": "{address}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        done += n;
+    }
+    let mined = mine_start.elapsed();
+    let bootstrap = std::fs::read_to_string(source_data.join(camel_node::daemon::P2P_ADDR_FILE))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let tip = |node: &common::process::NodeProcess| {
+        let (status, v) = node.get("/tip");
+        assert_eq!(status, 200, "{v}");
+        v["height"].as_u64().unwrap()
+    };
+
+    let start = Instant::now();
+    let mut args = listen.to_vec();
+    args.extend(["--bootstrap", bootstrap.as_str()]);
+    let mut node =
+        common::process::start(&dir.path().join("new"), &dir.path().join("new.log"), &args);
+    let pid = node.child.id();
+    let mut first_block = None;
+    let mut rss_max = 0;
+    loop {
+        let height = tip(&node);
+        rss_max = rss_max.max(rss_of(pid).0);
+        if height > 0 && first_block.is_none() {
+            first_block = Some(start.elapsed());
+        }
+        if height >= u64::from(blocks) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "sync stalled at height {height}; log in {}",
+            dir.path().join("new.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    let (rss_end, hwm) = rss_of(pid);
+    assert_eq!(
+        node.get("/chainstate").1["utxo_set_hash"],
+        source.get("/chainstate").1["utxo_set_hash"]
+    );
+    let first = first_block.unwrap_or(took);
+    println!(
+        "\n## A new node syncs {blocks} regtest blocks from one peer (two camel-node processes)\n"
+    );
+    println!(
+        "source mined them at {:.0} blocks/s; store file {:.1} MiB\n",
+        f64::from(blocks) / mined.as_secs_f64(),
+        std::fs::metadata(source_data.join("chain.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0) as f64
+            / 1048576.0
+    );
+    println!(
+        "| blocks | start to synced | blocks/s | first block at | blocks/s after the first | RSS at the end | RSS peak (sampled / VmHWM) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {blocks} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.1} MiB | {:.1} / {:.1} MiB |",
+        took.as_secs_f64(),
+        f64::from(blocks) / took.as_secs_f64(),
+        first.as_secs_f64(),
+        f64::from(blocks) / (took - first).as_secs_f64().max(1e-3),
+        rss_end as f64 / 1024.0,
+        rss_max as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+    );
+    assert!(
+        node.signal_and_wait("TERM", Duration::from_secs(30))
+            .success()
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| {
         let named: Vec<&String> = args
             .iter()
-            .filter(|a| ["connect", "mine", "memory"].contains(&a.as_str()))
+            .filter(|a| ["connect", "mine", "memory", "sync"].contains(&a.as_str()))
             .collect();
         named.is_empty() || named.iter().any(|a| *a == name)
     };
@@ -348,5 +459,8 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str);
         memory(blocks, cache);
+    }
+    if wants("sync") {
+        sync(blocks);
     }
 }

@@ -241,6 +241,10 @@ async fn chainstate(State(s): State<ApiState>) -> ApiResult {
             "coins": stats.coins,
             "total": stats.total,
             "orphans": chain.orphan_count(),
+            "best_header": {
+                "hash": chain.best_header().to_string(),
+                "height": chain.best_header_entry().height,
+            },
         })))
     })
     .await

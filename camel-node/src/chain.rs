@@ -506,7 +506,11 @@ impl Chain {
             }
             // Prefer the active chain's block among equals, then the lower hash: a stable
             // choice, as the arrival order is not stored.
-            let key = (e.chain_work, u32::from(self.hash_at(e.height) == Some(*h)), *h);
+            let key = (
+                e.chain_work,
+                u32::from(self.hash_at(e.height) == Some(*h)),
+                *h,
+            );
             if best.is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
                 best = Some(key);
             }

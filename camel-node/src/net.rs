@@ -48,12 +48,12 @@ impl NodeChain {
         if self.has_block(&block.block_hash()) {
             return Some(Ok(BlockOutcome::AlreadyHave));
         }
-        check_block(block, self.node.params()).err().map(|r| {
-            match PeerFault::from_block_rejection(r) {
+        check_block(block, self.node.params())
+            .err()
+            .map(|r| match PeerFault::from_block_rejection(r) {
                 Some(fault) => Err(fault),
                 None => Ok(BlockOutcome::Ignored),
-            }
-        })
+            })
     }
 }
 

@@ -22,8 +22,8 @@
 //! | `addrindex` | SHA-256(scriptPubKey) ‖ outpoint | empty (unspent outputs only) |
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use camel_core::block::{Block, Header};
 use camel_core::contextual::BlockChanges;
