@@ -571,6 +571,22 @@ impl Chain {
         out
     }
 
+    /// Blocks of the best header chain this node lacks, lowest first, at most `max`.
+    pub fn blocks_to_fetch(&self, max: usize) -> Vec<BlockHash> {
+        let mut branch = Vec::new();
+        let mut cur = self.best_header;
+        while !self.is_active(&cur) {
+            let Some(e) = self.index.get(&cur) else {
+                break;
+            };
+            if !e.has_data() {
+                branch.push(cur);
+            }
+            cur = e.header.prev_blockhash;
+        }
+        branch.into_iter().rev().take(max).collect()
+    }
+
     /// Makes `hash` (stored, its parent linked) and every waiting descendant linked, adding
     /// those with more work than the tip to the candidates. Returns whether any was added.
     fn link(&mut self, hash: BlockHash) -> bool {

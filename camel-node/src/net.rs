@@ -178,6 +178,10 @@ impl ChainAccess for NodeChain {
         }
     }
 
+    fn blocks_to_fetch(&self, max: usize) -> Vec<BlockHash> {
+        self.node.chain().blocks_to_fetch(max)
+    }
+
     fn submit_block(&self, block: Block) -> Result<BlockOutcome, PeerFault> {
         if let Some(answer) = self.precheck(&block) {
             return answer;

@@ -242,6 +242,8 @@ fn headers_first_then_blocks_in_any_order() {
     assert_eq!(access.tip().height, 0);
     assert_eq!(access.locator().first(), Some(&source.chain().tip()));
     assert!(!access.has_block(&blocks[0].block_hash()));
+    let hashes: Vec<_> = blocks.iter().map(|b| b.block_hash()).collect();
+    assert_eq!(access.blocks_to_fetch(5), hashes[..5]);
 
     // The last 40 blocks arrive first, newest batch first: each is stored, none is an
     // orphan, and the tip cannot move without block 1.
@@ -254,6 +256,7 @@ fn headers_first_then_blocks_in_any_order() {
     }
     assert_eq!(node.chain().orphan_count(), 0);
     assert_eq!(access.tip().height, 0);
+    assert_eq!(access.blocks_to_fetch(100), hashes[..20]);
 
     // Stored but unlinked blocks survive a restart, and so do the headers.
     drop(access);
@@ -271,6 +274,7 @@ fn headers_first_then_blocks_in_any_order() {
         vec![Ok(BlockOutcome::NewTip)]
     );
     assert_eq!(node.chain().tip(), source.chain().tip());
+    assert!(access.blocks_to_fetch(100).is_empty());
     assert_eq!(
         node.store().utxo_stats().unwrap(),
         source.store().utxo_stats().unwrap()

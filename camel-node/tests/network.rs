@@ -249,6 +249,45 @@ fn late_nodes_sync_then_discover_and_relay() {
     }
 }
 
+/// A syncing node accepts each response's blocks with one disk sync for the batch; killed
+/// mid-sync (SIGKILL), it reopens on a tip of the source's chain with a UTXO set that lets it
+/// finish the sync to the same UTXO-set hash.
+#[test]
+fn a_node_killed_during_sync_resumes_it() {
+    let dir = TempDir::new("net-killsync");
+    let a = Peer::start(dir.path(), "a", &[]);
+    for _ in 0..3 {
+        a.generate(1_000, &regtest_address(1));
+    }
+    let a_tip = a.tip();
+    assert_eq!(a_tip.0, 3_000);
+    let mut b = Peer::start(dir.path(), "b", &[a.p2p_addr()]);
+    wait_until(
+        &[&a, &b],
+        Duration::from_secs(60),
+        "b's sync under way",
+        || b.tip().0 >= 300,
+    );
+    b.process.kill_9();
+    b.process = Peer::spawn(&b.data, &b.log, &[]);
+    let (height, hash) = b.tip();
+    assert!(height < 3_000, "the sync was over before the kill");
+    let (status, v) = a.process.get(&format!("/block/{height}"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["hash"], hash, "b reopened on a block a does not have");
+    b.restart(&[a.p2p_addr()]);
+    wait_until(
+        &[&a, &b],
+        Duration::from_secs(60),
+        "b synced after the kill",
+        || b.tip() == a_tip,
+    );
+    assert_eq!(
+        b.chainstate()["utxo_set_hash"],
+        a.chainstate()["utxo_set_hash"]
+    );
+}
+
 #[test]
 fn partitioned_halves_converge_on_the_most_work_chain() {
     let dir = TempDir::new("net-halves");

@@ -138,6 +138,14 @@ pub trait ChainAccess: Send + Sync + 'static {
     /// Adds headers in order (proof of work, linkage, contextual rules checked). Returns how
     /// many were new.
     fn submit_headers(&self, headers: &[Header]) -> Result<usize, PeerFault>;
+    /// Blocks of the best header chain that the node lacks, lowest first, at most `max`.
+    /// Sync fetches them even when no headers response of this session named them (after a
+    /// restart, or when the peers that sent the headers went away). A chain that keeps no
+    /// headers without blocks has none.
+    fn blocks_to_fetch(&self, max: usize) -> Vec<BlockHash> {
+        let _ = max;
+        Vec::new()
+    }
     /// Validates and stores a block, reorganising to it if its chain has the most work.
     fn submit_block(&self, block: Block) -> Result<BlockOutcome, PeerFault>;
     /// Blocks that came in one response, in order. A chain may take them as one unit (one

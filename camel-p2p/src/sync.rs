@@ -9,6 +9,9 @@
 //! serving side enforces. Blocks a peer does not have go back to the queue for another peer.
 //! A block whose parent is unknown (an orphan from gossip) triggers a headers request to
 //! its sender, which is how a node that was partitioned finds the fork point and reorgs.
+//! When the queue runs low it is topped up from the chain's own list of blocks it lacks on
+//! its best header chain ([`ChainAccess::blocks_to_fetch`]), so headers accepted before a
+//! restart, or from a peer that left, still get their blocks.
 //!
 //! The caller (the network service) sends the returned requests and feeds back responses
 //! and failures; the chain, not this module, decides which chain is best.
@@ -92,7 +95,14 @@ pub struct Sync {
     lacking: HashMap<BlockHash, HashSet<PeerId>>,
     headers_from: Option<PeerId>,
     rotation: usize,
+    /// Blocks no eligible peer had: not taken from the chain's list again until a peer's
+    /// status or headers bring news.
+    given_up: HashSet<BlockHash>,
+    last_refill: Option<Instant>,
 }
+
+/// How often the queue may be topped up from the chain while it is not empty.
+const REFILL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Sync {
     pub fn new(mut config: SyncConfig) -> Self {
@@ -108,6 +118,8 @@ impl Sync {
             lacking: HashMap::new(),
             headers_from: None,
             rotation: 0,
+            given_up: HashSet::new(),
+            last_refill: None,
         }
     }
 
@@ -156,6 +168,7 @@ impl Sync {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.status = Some(status);
         }
+        self.given_up.clear();
     }
 
     /// `peer` sent a block whose parent we do not know: ask it for headers.
@@ -175,8 +188,44 @@ impl Sync {
             self.headers_from = Some(peer);
             out.push((peer, req));
         }
+        self.refill(chain, now);
         self.block_requests(chain, now, &mut out);
         out
+    }
+
+    /// Tops the queue up with blocks the chain lacks on its best header chain: enough for
+    /// every peer's requests in flight.
+    fn refill<C: ChainAccess>(&mut self, chain: &C, now: Instant) {
+        let want = self
+            .config
+            .blocks_per_request
+            .saturating_mul(self.config.requests_per_peer)
+            .saturating_mul(self.peers.len().max(1));
+        if self.peers.is_empty() || self.queue.len() >= want / 2 {
+            return;
+        }
+        if !self.queue.is_empty()
+            && self
+                .last_refill
+                .is_some_and(|t| now.saturating_duration_since(t) < REFILL_INTERVAL)
+        {
+            return;
+        }
+        self.last_refill = Some(now);
+        let max = want.saturating_add(self.in_flight.len());
+        for h in chain.blocks_to_fetch(max) {
+            if self.queue.len() >= want {
+                break;
+            }
+            if self.queued.contains(&h)
+                || self.in_flight.contains_key(&h)
+                || self.given_up.contains(&h)
+            {
+                continue;
+            }
+            self.queued.insert(h);
+            self.queue.push_back(h);
+        }
     }
 
     fn next_headers_request<C: ChainAccess>(
@@ -270,6 +319,7 @@ impl Sync {
                     &mut self.queue,
                     &mut self.queued,
                     &mut self.lacking,
+                    &mut self.given_up,
                     chain,
                     peer,
                     per,
@@ -311,6 +361,7 @@ impl Sync {
         };
         if !headers.is_empty() {
             state.served_headers = true;
+            self.given_up.clear();
         }
         if headers.len() == usize::from(max) && max > 0 {
             state.want_headers = true;
@@ -420,6 +471,7 @@ fn take_batch<C: ChainAccess>(
     queue: &mut VecDeque<BlockHash>,
     queued: &mut HashSet<BlockHash>,
     lacking: &mut HashMap<BlockHash, HashSet<PeerId>>,
+    given_up: &mut HashSet<BlockHash>,
     chain: &C,
     peer: PeerId,
     max: usize,
@@ -436,9 +488,10 @@ fn take_batch<C: ChainAccess>(
         }
         match lacking.get(&h) {
             Some(set) if set.len() >= eligible => {
-                // No one we know has it; a later headers sync will queue it again.
+                // No one we know has it; news from a peer will queue it again.
                 queued.remove(&h);
                 lacking.remove(&h);
+                given_up.insert(h);
             }
             Some(set) if set.contains(&peer) => skipped.push(h),
             _ => {
