@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::chain::{Accepted, ChainError};
 use crate::mempool::MempoolError;
-use crate::node::{Announcement, Node, NodeError};
+use crate::node::{Announcement, INDEX_WAIT, Node, NodeError};
 use crate::store::{IndexEntry, StoreError};
 
 /// Most coins `/address/{addr}/utxos` lists.
@@ -308,7 +308,7 @@ async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>
                 "hex": to_hex(&encode_to_vec(&e.tx)),
             })));
         }
-        let snapshot = node.store().snapshot()?;
+        let snapshot = node.indexed_snapshot(INDEX_WAIT)?;
         let (block_hash, pos) = snapshot
             .tx_location(&txid)?
             .ok_or_else(|| ApiError::not_found(format!("transaction {txid} is unknown")))?;
@@ -349,8 +349,7 @@ async fn balance(
     blocking(move || {
         let script = address_script(&node, &addr)?;
         let coins = node
-            .store()
-            .snapshot()?
+            .indexed_snapshot(INDEX_WAIT)?
             .coins_of_script(&script, usize::MAX)?;
         let total: u64 = coins
             .iter()
@@ -371,8 +370,7 @@ async fn utxos(State(s): State<ApiState>, addr: Result<Path<String>, PathRejecti
     blocking(move || {
         let script = address_script(&node, &addr)?;
         let coins = node
-            .store()
-            .snapshot()?
+            .indexed_snapshot(INDEX_WAIT)?
             .coins_of_script(&script, MAX_UTXOS_LISTED)?;
         let list: Vec<Value> = coins
             .iter()

@@ -283,7 +283,15 @@ impl Mempool {
             ));
         }
         let snapshot = chain.store().snapshot()?;
-        if snapshot.tx_location(&txid)?.is_some() {
+        // Known to the chain if one of its outputs is unspent there (the UTXO set is exact at
+        // the tip, while the transaction index may trail it by a block being indexed).
+        let mut outputs = (0..tx.outputs.len()).map(|vout| {
+            snapshot.try_coin(&OutPoint::new(
+                txid,
+                u32::try_from(vout).unwrap_or(u32::MAX),
+            ))
+        });
+        if outputs.try_fold(false, |found, c| c.map(|c| found || c.is_some()))? {
             return Err(MempoolError::rejected(
                 "txn-already-known",
                 format!("{txid} is already in the chain"),

@@ -1,8 +1,10 @@
 //! The node: the chain and the mempool behind one handle that the API, the miner and tests
-//! share. Locks are always taken chain first, then mempool.
+//! share, and the indexer thread that keeps the transaction and address indexes up with the
+//! tip. Locks are always taken chain first, then mempool.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use camel_core::Amount;
 use camel_core::address::{Address, AddressError};
@@ -17,7 +19,7 @@ use camel_core::transaction::Transaction;
 use crate::chain::{AcceptOutcome, Chain, ChainError, now};
 use crate::mempool::{Mempool, MempoolError, Policy};
 use crate::miner::{WorkUnit, mine};
-use crate::store::{Store, StoreError};
+use crate::store::{IndexProgress, Snapshot, Store, StoreError};
 
 /// Parses an address of `params`' network into its P2PKH script.
 pub fn payout_script_for(params: &Params, address: &str) -> Result<Script, AddressError> {
@@ -81,6 +83,68 @@ impl Default for NodeConfig {
     }
 }
 
+/// Blocks the indexer moves per write transaction.
+const INDEX_BATCH: usize = 64;
+
+/// How long an index query waits for the indexer to reach the tip before answering from
+/// the indexes as they are.
+pub const INDEX_WAIT: Duration = Duration::from_secs(5);
+
+/// The indexer thread's mailbox: woken on every tip change, it runs [`Store::index_step`]
+/// until the indexes reach the tip, then tells whoever waits.
+#[derive(Debug, Default)]
+struct IndexerShared {
+    state: Mutex<IndexerState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct IndexerState {
+    pending: bool,
+    stop: bool,
+    /// Completed catch-up runs, so waiters see progress.
+    rounds: u64,
+}
+
+impl IndexerShared {
+    fn wake(&self) {
+        lock(&self.state).pending = true;
+        self.changed.notify_all();
+    }
+
+    fn run(&self, store: &Store) {
+        loop {
+            {
+                let mut st = lock(&self.state);
+                while !st.pending && !st.stop {
+                    st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.stop {
+                    return;
+                }
+                st.pending = false;
+            }
+            loop {
+                match store.index_step(INDEX_BATCH) {
+                    Ok(IndexProgress::CaughtUp) => break,
+                    Ok(IndexProgress::Behind) => {
+                        if lock(&self.state).stop {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("indexer: {e}; retrying at the next block");
+                        break;
+                    }
+                }
+            }
+            let mut st = lock(&self.state);
+            st.rounds = st.rounds.wrapping_add(1);
+            self.changed.notify_all();
+        }
+    }
+}
+
 /// A full node's state.
 pub struct Node {
     params: Params,
@@ -95,6 +159,18 @@ pub struct Node {
     pub hashes: AtomicU64,
     /// Where announcements go (the network task), once a network runs.
     announcer: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Announcement>>>,
+    indexer: Arc<IndexerShared>,
+    indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        lock(&self.indexer.state).stop = true;
+        self.indexer.changed.notify_all();
+        if let Some(t) = lock(&self.indexer_thread).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -126,7 +202,19 @@ impl Node {
             oracle.clone(),
             config.script_threads,
         )?;
+        let indexer = Arc::new(IndexerShared::default());
+        let thread = {
+            let (indexer, store) = (indexer.clone(), store.clone());
+            std::thread::Builder::new()
+                .name("indexer".into())
+                .spawn(move || indexer.run(&store))
+                .map_err(|e| StoreError::Missing(format!("an indexer thread ({e})")))?
+        };
+        // Catch up with whatever the last run left.
+        indexer.wake();
         Ok(Self {
+            indexer,
+            indexer_thread: Mutex::new(Some(thread)),
             params,
             store,
             chain: Mutex::new(chain),
@@ -155,6 +243,31 @@ impl Node {
     /// The mempool, locked (take the chain lock first if both are needed).
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         lock(&self.mempool)
+    }
+
+    /// A read snapshot whose transaction and address indexes reflect its tip, waiting up to
+    /// `wait` for the indexer; after that, the snapshot as it is (its indexes may then lag
+    /// the tip by the blocks still being indexed).
+    pub fn indexed_snapshot(&self, wait: Duration) -> Result<Snapshot, StoreError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let rounds = lock(&self.indexer.state).rounds;
+            let snapshot = self.store.snapshot()?;
+            let (tip, indexed) = snapshot.tips()?;
+            let now = Instant::now();
+            if tip == indexed || now >= deadline {
+                return Ok(snapshot);
+            }
+            drop(snapshot);
+            self.indexer.wake();
+            let st = lock(&self.indexer.state);
+            if st.rounds == rounds {
+                let _ = self
+                    .indexer
+                    .changed
+                    .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)));
+            }
+        }
     }
 
     /// Sends announcements to `to` from now on.
@@ -202,6 +315,7 @@ impl Node {
     fn accept_locked(&self, chain: &mut Chain, block: Block) -> Result<AcceptOutcome, NodeError> {
         let mut outcome = chain.accept_block(block, now())?;
         if !outcome.change.is_empty() {
+            self.indexer.wake();
             self.miner_interrupt.store(true, Ordering::Relaxed);
             self.mempool()
                 .update_for_tip_change(&outcome.change, chain, self.oracle.as_ref())?;

@@ -2,19 +2,25 @@
 //! records, and the transaction and address indexes.
 //!
 //! Every change the chain manager makes is one redb write transaction, committed with
-//! `Durability::Immediate`, two-phase commit (the data comes from peers, see redb's
-//! `set_two_phase_commit`) and quick repair: storing a received block, connecting one block
-//! (UTXO changes, undo record, indexes, new tip), disconnecting one block, or marking blocks
-//! invalid. A process killed at any instant reopens at the last commit, so the tip, the UTXO
-//! set and the indexes always agree.
+//! `Durability::Immediate` (or deferred to the end of a batch, [`Store::defer_durability`]),
+//! two-phase commit (the data comes from peers, see redb's `set_two_phase_commit`) and quick
+//! repair: storing a received block, connecting one block (UTXO changes, undo record, new
+//! tip), disconnecting one block, or marking blocks invalid. A process killed at any instant
+//! reopens at the last commit, so the tip and the UTXO set always agree.
+//!
+//! The transaction and address indexes are not on that path: [`Store::index_step`] brings
+//! them up to the tip afterwards (run by the node's indexer thread), from the blocks and their
+//! undo records, recording how far they reach under `index_tip` in the same transaction, so
+//! they too always agree with the block they name (as Bitcoin Core's optional indexes follow
+//! the chain in the background).
 //!
 //! Tables (keys and values are byte strings; integers little-endian):
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | `tip` → block hash |
+//! | `meta` | name | `tip` → block hash; `index_tip` → the block the indexes reflect |
 //! | `headers` | block hash | [`IndexEntry`]: header ‖ height u32 ‖ chain work (32) ‖ status u8 |
 //! | `blocks` | block hash | the block, consensus-encoded |
-//! | `undo` | block hash | [`Undo`]: coins spent and created, job records created and updated |
+//! | `undo` | block hash | [`Undo`]: coins spent and created, job records created and updated (kept after a disconnect: the indexes need it) |
 //! | `active` | height u32 (big-endian) | block hash of the active chain at that height |
 //! | `utxo` | encoded outpoint (36) | encoded [`Coin`] |
 //! | `jobs` | job id | encoded [`JobRecord`] |
@@ -52,6 +58,7 @@ const TXINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txindex");
 const ADDRINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("addrindex");
 
 const TIP_KEY: &str = "tip";
+const INDEX_TIP_KEY: &str = "index_tip";
 
 /// Why the store failed. Storage errors are not about the data's validity: the node stops
 /// (or the request fails) rather than marking anything invalid because of them.
@@ -245,30 +252,20 @@ pub struct UtxoStats {
     pub total: u64,
 }
 
-/// Removes `removed` and inserts `added` in the UTXO table and the address index, each in
-/// key order (sorted inserts touch each B-tree page once, random ones once per key).
+/// Removes `removed` and inserts `added` in the UTXO table, each in key order (sorted
+/// inserts touch each B-tree page once, random ones once per key).
 fn apply_coins(
     txn: &WriteTransaction,
     removed: &[(OutPoint, Coin)],
     added: &[(OutPoint, Coin)],
 ) -> Result<(), StoreError> {
     let mut utxo_removed: Vec<Vec<u8>> = removed.iter().map(|(op, _)| encode_to_vec(op)).collect();
-    let mut addr_removed: Vec<Vec<u8>> = removed
-        .iter()
-        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
-        .collect();
     let mut utxo_added: Vec<(Vec<u8>, Vec<u8>)> = added
         .iter()
         .map(|(op, c)| (encode_to_vec(op), encode_to_vec(c)))
         .collect();
-    let mut addr_added: Vec<Vec<u8>> = added
-        .iter()
-        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
-        .collect();
     utxo_removed.sort_unstable();
-    addr_removed.sort_unstable();
     utxo_added.sort_unstable();
-    addr_added.sort_unstable();
     let mut utxo = txn.open_table(UTXO)?;
     for k in &utxo_removed {
         utxo.remove(k.as_slice())?;
@@ -276,14 +273,47 @@ fn apply_coins(
     for (k, v) in &utxo_added {
         utxo.insert(k.as_slice(), v.as_slice())?;
     }
-    let mut addr = txn.open_table(ADDRINDEX)?;
-    for k in &addr_removed {
+    Ok(())
+}
+
+/// Moves the address index across one block: keys of `removed` coins out, of `added` in,
+/// each in key order.
+fn apply_addr(
+    addr: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    removed: &[(OutPoint, Coin)],
+    added: &[(OutPoint, Coin)],
+) -> Result<(), StoreError> {
+    let mut out: Vec<Vec<u8>> = removed
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    let mut into: Vec<Vec<u8>> = added
+        .iter()
+        .map(|(op, c)| addr_key(&c.output.script_pubkey, op))
+        .collect();
+    out.sort_unstable();
+    into.sort_unstable();
+    for k in &out {
         addr.remove(k.as_slice())?;
     }
-    for k in &addr_added {
+    for k in &into {
         addr.insert(k.as_slice(), &[][..])?;
     }
     Ok(())
+}
+
+/// How far [`Store::index_step`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexProgress {
+    /// The indexes reflect the tip.
+    CaughtUp,
+    /// More blocks to go.
+    Behind,
+}
+
+fn read_hash(v: Option<redb::AccessGuard<'_, &'static [u8]>>) -> Result<Option<BlockHash>, StoreError> {
+    v.map(|v| decode_from_slice(v.value()).map_err(corrupt("block hash")))
+        .transpose()
 }
 
 /// A prepared write transaction: [`PendingWrite::commit`] makes it durable, dropping or
@@ -465,7 +495,7 @@ impl Store {
 
     /// Connects `block` (already validated, with the `changes` its validation produced) on
     /// top of the active chain: one transaction updates the UTXO set, job records, undo
-    /// data, indexes, the entry's status and the tip, and stores the block itself when
+    /// data, the entry's status and the tip, and stores the block itself when
     /// `store_body` (a block that extends the tip as it arrives is written once).
     pub fn connect_block(
         &self,
@@ -507,23 +537,6 @@ impl Store {
                 hash.as_bytes().as_slice(),
                 encode_to_vec(&Undo::from_changes(changes)).as_slice(),
             )?;
-            let mut txindex = txn.open_table(TXINDEX)?;
-            let mut locations: Vec<([u8; 32], [u8; 36])> = block
-                .txdata
-                .iter()
-                .enumerate()
-                .map(|(pos, tx)| {
-                    let mut loc = [0u8; 36];
-                    loc[..32].copy_from_slice(hash.as_bytes());
-                    loc[32..]
-                        .copy_from_slice(&u32::try_from(pos).unwrap_or(u32::MAX).to_le_bytes());
-                    (tx.txid().to_byte_array(), loc)
-                })
-                .collect();
-            locations.sort_unstable();
-            for (txid, loc) in &locations {
-                txindex.insert(txid.as_slice(), loc.as_slice())?;
-            }
             txn.open_table(ACTIVE)?.insert(
                 height_key(entry.height).as_slice(),
                 hash.as_bytes().as_slice(),
@@ -536,8 +549,9 @@ impl Store {
         Ok(PendingWrite { txn })
     }
 
-    /// Disconnects the tip `block` (at `height`), restoring from its undo record; the new
-    /// tip is its parent. Returns the undo record applied.
+    /// Disconnects the tip `block` (at `height`), restoring from its undo record (which is
+    /// kept: the indexer undoes the block's index entries from it); the new tip is its
+    /// parent. Returns the undo record applied.
     pub fn disconnect_block(
         &self,
         hash: &BlockHash,
@@ -560,11 +574,6 @@ impl Store {
             }
             for (id, old) in &undo.jobs_updated {
                 jobs.insert(id.as_bytes().as_slice(), encode_to_vec(old).as_slice())?;
-            }
-            txn.open_table(UNDO)?.remove(hash.as_bytes().as_slice())?;
-            let mut txindex = txn.open_table(TXINDEX)?;
-            for tx in &block.txdata {
-                txindex.remove(tx.txid().as_bytes().as_slice())?;
             }
             txn.open_table(ACTIVE)?
                 .remove(height_key(height).as_slice())?;
@@ -606,6 +615,129 @@ impl Store {
             hash: hasher.finish(),
             total,
         })
+    }
+}
+
+impl Store {
+    /// Moves the transaction and address indexes up to `max_blocks` blocks towards the tip
+    /// in one write transaction: blocks the indexes reflect that left the active chain are
+    /// taken out (newest first, from their undo records), then active blocks are added in
+    /// order. The new `index_tip` is written in the same transaction, which is not synced
+    /// to disk on its own (a later chain commit makes it durable; after a crash the indexer
+    /// resumes from the last durable `index_tip`).
+    pub fn index_step(&self, max_blocks: usize) -> Result<IndexProgress, StoreError> {
+        let txn = begin_write(&self.db, true)?;
+        let progress = {
+            let mut meta = txn.open_table(META)?;
+            let headers = txn.open_table(HEADERS)?;
+            let active = txn.open_table(ACTIVE)?;
+            let undo = txn.open_table(UNDO)?;
+            let blocks = txn.open_table(BLOCKS)?;
+            let mut txindex = txn.open_table(TXINDEX)?;
+            let mut addr = txn.open_table(ADDRINDEX)?;
+            let Some(tip) = read_hash(meta.get(TIP_KEY)?)? else {
+                return Ok(IndexProgress::CaughtUp);
+            };
+            let mut itip = read_hash(meta.get(INDEX_TIP_KEY)?)?;
+            let load = |hash: &BlockHash| -> Result<(Block, Undo), StoreError> {
+                let key = hash.as_bytes().as_slice();
+                let block = blocks
+                    .get(key)?
+                    .ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
+                let record = undo
+                    .get(key)?
+                    .ok_or_else(|| StoreError::Missing(format!("undo data of block {hash}")))?;
+                Ok((
+                    decode_from_slice(block.value()).map_err(corrupt("block"))?,
+                    decode_from_slice(record.value()).map_err(corrupt("undo record"))?,
+                ))
+            };
+            let mut progress = IndexProgress::Behind;
+            for _ in 0..max_blocks.max(1) {
+                if itip == Some(tip) {
+                    progress = IndexProgress::CaughtUp;
+                    break;
+                }
+                let next_height = match itip {
+                    None => 0,
+                    Some(h) => {
+                        let entry: IndexEntry = headers
+                            .get(h.as_bytes().as_slice())?
+                            .map(|v| decode_from_slice(v.value()))
+                            .transpose()
+                            .map_err(corrupt("header index entry"))?
+                            .ok_or_else(|| StoreError::Missing(format!("index entry {h}")))?;
+                        let on_chain =
+                            read_hash(active.get(height_key(entry.height).as_slice())?)?;
+                        if on_chain != Some(h) {
+                            let (block, record) = load(&h)?;
+                            for tx in &block.txdata {
+                                txindex.remove(tx.txid().as_bytes().as_slice())?;
+                            }
+                            apply_addr(&mut addr, &record.created, &record.spent)?;
+                            itip = (entry.height > 0).then_some(block.header.prev_blockhash);
+                            continue;
+                        }
+                        entry.height.saturating_add(1)
+                    }
+                };
+                let Some(next) = read_hash(active.get(height_key(next_height).as_slice())?)? else {
+                    return Err(StoreError::Missing(format!(
+                        "active block at height {next_height} below the tip {tip}"
+                    )));
+                };
+                let (block, record) = load(&next)?;
+                let mut locations: Vec<([u8; 32], [u8; 36])> = block
+                    .txdata
+                    .iter()
+                    .enumerate()
+                    .map(|(pos, tx)| {
+                        let mut loc = [0u8; 36];
+                        loc[..32].copy_from_slice(next.as_bytes());
+                        loc[32..]
+                            .copy_from_slice(&u32::try_from(pos).unwrap_or(u32::MAX).to_le_bytes());
+                        (tx.txid().to_byte_array(), loc)
+                    })
+                    .collect();
+                locations.sort_unstable();
+                for (txid, loc) in &locations {
+                    txindex.insert(txid.as_slice(), loc.as_slice())?;
+                }
+                apply_addr(&mut addr, &record.spent, &record.created)?;
+                itip = Some(next);
+            }
+            if let Some(h) = itip {
+                meta.insert(INDEX_TIP_KEY, h.as_bytes().as_slice())?;
+            }
+            if itip == Some(tip) {
+                IndexProgress::CaughtUp
+            } else {
+                progress
+            }
+        };
+        txn.commit()?;
+        Ok(progress)
+    }
+
+    /// Whether the address index holds exactly the UTXO set's outputs (for tests and
+    /// checks; meaningful when the indexes have caught up with the tip).
+    pub fn address_index_matches_utxo_set(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let utxo = txn.open_table(UTXO)?;
+        let mut expected = Vec::new();
+        for item in utxo.iter()? {
+            let (k, v) = item?;
+            let op: OutPoint = decode_from_slice(k.value()).map_err(corrupt("outpoint"))?;
+            let coin: Coin = decode_from_slice(v.value()).map_err(corrupt("coin"))?;
+            expected.push(addr_key(&coin.output.script_pubkey, &op));
+        }
+        expected.sort_unstable();
+        let addr = txn.open_table(ADDRINDEX)?;
+        let mut found = Vec::new();
+        for item in addr.iter()? {
+            found.push(item?.0.value().to_vec());
+        }
+        Ok(found == expected)
     }
 }
 
@@ -653,6 +785,15 @@ impl Snapshot {
         }
     }
 
+    /// The tip and the block the indexes reflect, as of this snapshot.
+    pub fn tips(&self) -> Result<(Option<BlockHash>, Option<BlockHash>), StoreError> {
+        let meta = self.txn.open_table(META)?;
+        Ok((
+            read_hash(meta.get(TIP_KEY)?)?,
+            read_hash(meta.get(INDEX_TIP_KEY)?)?,
+        ))
+    }
+
     /// Where an active-chain transaction is: its block and position.
     pub fn tx_location(&self, txid: &Txid) -> Result<Option<(BlockHash, u32)>, StoreError> {
         let table = self.txn.open_table(TXINDEX)?;
@@ -698,10 +839,10 @@ impl Snapshot {
             let (k, _) = item?;
             let op_bytes = k.value().get(32..).unwrap_or_default();
             let op: OutPoint = decode_from_slice(op_bytes).map_err(corrupt("address index"))?;
-            let coin = self
-                .utxo
-                .get(op_bytes)?
-                .ok_or_else(|| StoreError::Missing(format!("coin {}:{}", op.txid, op.vout)))?;
+            // An index behind the tip may still list a coin the tip has spent.
+            let Some(coin) = self.utxo.get(op_bytes)? else {
+                continue;
+            };
             out.push((
                 op,
                 decode_from_slice(coin.value()).map_err(corrupt("coin"))?,

@@ -189,6 +189,25 @@ fn kill_9_during_connects_and_reorgs_loses_nothing() {
     let status = node.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status}");
     assert!(kills_in_reorg >= 1);
+    // The indexes, moved in the background and killed with the rest, catch up to the
+    // tip and agree with the UTXO set.
+    let reopened = open_node(&data);
+    let snap = reopened
+        .indexed_snapshot(Duration::from_secs(60))
+        .unwrap();
+    let (tip_now, indexed) = snap.tips().unwrap();
+    assert_eq!(tip_now, indexed);
+    assert_eq!(tip_now, Some(seq.final_tip));
+    assert!(reopened.store().address_index_matches_utxo_set().unwrap());
+    let last = seq
+        .blocks
+        .iter()
+        .find(|b| b.block_hash() == seq.final_tip)
+        .unwrap();
+    assert_eq!(
+        snap.tx_location(&last.txdata[0].txid()).unwrap(),
+        Some((seq.final_tip, 0))
+    );
     eprintln!(
         "{} blocks, 20 kills ({kills_in_reorg} while a reorganising block was in flight, \
          {in_flight_committed} after the in-flight block was stored), {:.1} s",

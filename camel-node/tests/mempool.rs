@@ -170,8 +170,10 @@ fn templates_order_by_fee_rate_parents_first_and_blocks_clear_the_pool() {
     let b = block(&node, &h);
     assert_eq!(b.txdata.len(), 4);
     assert_eq!(b.txdata[0].outputs[0].value.to_base(), subsidy + 110_500);
-    // The confirmed transactions are found by txid in the chain now.
-    let snap = node.store().snapshot().unwrap();
+    // The confirmed transactions are found by txid in the chain once indexed.
+    let snap = node
+        .indexed_snapshot(std::time::Duration::from_secs(30))
+        .unwrap();
     assert_eq!(snap.tx_location(&child.txid()).unwrap(), Some((h, 3)));
 }
 

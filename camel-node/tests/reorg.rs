@@ -9,6 +9,7 @@ use camel_core::transaction::{OutPoint, TxOut};
 use camel_node::chain::{Accepted, ChainError};
 use camel_node::node::{Node, NodeError};
 use common::*;
+use std::time::Duration;
 
 fn block(node: &Node, hash: &BlockHash) -> Block {
     node.store().block(hash).unwrap().unwrap()
@@ -34,6 +35,27 @@ fn assert_same_state(a: &Node, b: &Node) {
         a.store().utxo_stats().unwrap(),
         b.store().utxo_stats().unwrap()
     );
+    assert_indexed(a);
+}
+
+/// Once the indexer catches up, the address index lists exactly the UTXO set, and every
+/// transaction of the active chain's last blocks is found where it is.
+fn assert_indexed(node: &Node) {
+    let snap = node.indexed_snapshot(Duration::from_secs(30)).unwrap();
+    let (tip, indexed) = snap.tips().unwrap();
+    assert_eq!(tip, indexed, "the indexer did not reach the tip");
+    assert!(node.store().address_index_matches_utxo_set().unwrap());
+    let height = node.chain().height();
+    for h in height.saturating_sub(10)..=height {
+        let hash = node.chain().hash_at(h).unwrap();
+        for (pos, tx) in block(node, &hash).txdata.iter().enumerate() {
+            assert_eq!(
+                snap.tx_location(&tx.txid()).unwrap(),
+                Some((hash, pos as u32)),
+                "height {h}"
+            );
+        }
+    }
 }
 
 const PREFIX: u32 = 110;
@@ -81,6 +103,12 @@ fn reorg_of_depth(depth: u32) {
     feed(&a, &b, &fork);
     assert_same_state(&a, &b);
     assert_ne!(a.store().utxo_stats().unwrap(), before);
+    // The disconnected branch's transactions left the transaction index.
+    let snap = a.indexed_snapshot(Duration::from_secs(30)).unwrap();
+    for t in &original_txs {
+        assert_eq!(snap.tx_location(t).unwrap(), None);
+    }
+    drop(snap);
     // A's disconnected transactions returned to its pool, except the one the fork
     // double-spent.
     {
