@@ -43,6 +43,7 @@ use camel_core::params::Params;
 use camel_core::pow::{
     Work, check_proof_of_work, is_retarget_height, next_bits, retarget_first_height,
 };
+use camel_core::transaction::{OutPoint, TxOut};
 use camel_core::validation::check_block;
 
 use crate::store::{IndexEntry, Snapshot, Store, StoreError, status};
@@ -200,56 +201,140 @@ pub fn now() -> u32 {
         .unwrap_or(0)
 }
 
-/// Runs the script checks of a block on `threads` threads; the first failure found wins.
-/// A fraud proof this node cannot judge (it holds no model) is not a failure: such a node
-/// follows the most-work chain on it.
+type CheckFailure = (usize, camel_core::contextual::TxError);
+
+/// Runs the script checks of a block on `threads` threads (this one among them); the first
+/// failure found wins. A fraud proof this node cannot judge (it holds no model) is not a
+/// failure: such a node follows the most-work chain on it.
 pub fn run_script_checks(
     checks: &[TxScriptChecks<'_>],
     oracle: &(dyn FraudProofOracle + Sync),
     threads: usize,
-) -> Result<(), (usize, camel_core::contextual::TxError)> {
-    let threads = threads.clamp(1, checks.len().max(1));
-    if threads == 1 {
-        for (i, c) in checks.iter().enumerate() {
-            run_one(c, oracle).map_err(|e| (i, e))?;
-        }
-        return Ok(());
-    }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+) -> Result<(), CheckFailure> {
+    let cancel = AtomicBool::new(false);
+    let queue = CheckQueue::new(checks, &cancel);
+    std::thread::scope(|s| {
+        let helpers = queue.spawn_helpers(s, oracle, threads.saturating_sub(1));
+        let mine = queue.work(oracle);
+        queue.finish(mine, helpers)
+    })
+}
+
+/// A block's script checks handed out in batches to whichever threads work on them, the
+/// calling thread included once it has nothing else to do (as Bitcoin Core's check queue):
+/// each takes the next batch until none is left, a check fails, or the caller cancels.
+struct CheckQueue<'q, 'a> {
+    checks: &'q [TxScriptChecks<'a>],
+    next: AtomicUsize,
+    failed: AtomicBool,
+    cancel: &'q AtomicBool,
+}
+
+type Helper<'s> = std::thread::ScopedJoinHandle<'s, Option<CheckFailure>>;
+
+impl<'q, 'a> CheckQueue<'q, 'a> {
     const BATCH: usize = 16;
-    let errors: Vec<(usize, camel_core::contextual::TxError)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                        let Some(batch) = checks.get(start..checks.len().min(start + BATCH)) else {
-                            break;
-                        };
-                        if batch.is_empty() {
-                            break;
-                        }
-                        for (i, c) in batch.iter().enumerate() {
-                            if let Err(e) = run_one(c, oracle) {
-                                failed.store(true, Ordering::Relaxed);
-                                return Some((start + i, e));
-                            }
+
+    fn new(checks: &'q [TxScriptChecks<'a>], cancel: &'q AtomicBool) -> Self {
+        Self {
+            checks,
+            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            cancel,
+        }
+    }
+
+    /// Takes batches until the queue is done; the failure this thread found, if any.
+    fn work(&self, oracle: &(dyn FraudProofOracle + Sync)) -> Option<CheckFailure> {
+        while !self.failed.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed) {
+            let start = self.next.fetch_add(Self::BATCH, Ordering::Relaxed);
+            let end = self.checks.len().min(start.saturating_add(Self::BATCH));
+            let batch = match self.checks.get(start..end) {
+                Some(b) if !b.is_empty() => b,
+                _ => break,
+            };
+            for (i, c) in batch.iter().enumerate() {
+                if let Err(e) = run_one(c, oracle) {
+                    self.failed.store(true, Ordering::Relaxed);
+                    return Some((start.saturating_add(i), e));
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts `n` threads working on the queue (none for a block without checks).
+    fn spawn_helpers<'s, 'e>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        oracle: &'s (dyn FraudProofOracle + Sync),
+        n: usize,
+    ) -> Vec<Helper<'s>>
+    where
+        'q: 's,
+    {
+        let n = n.min(self.checks.len().div_ceil(Self::BATCH).saturating_sub(1));
+        (0..n)
+            .map(|_| scope.spawn(move || self.work(oracle)))
+            .collect()
+    }
+
+    /// The earliest failure any thread found.
+    fn finish(
+        &self,
+        mine: Option<CheckFailure>,
+        helpers: Vec<Helper<'_>>,
+    ) -> Result<(), CheckFailure> {
+        let found = helpers
+            .into_iter()
+            .filter_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .chain(mine);
+        match found.min_by_key(|(i, _)| *i) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Script checks built ahead of the block's rules, one per non-coinbase transaction: its
+/// inputs resolved against `view`, or else against outputs of the block's transactions;
+/// `None` where an input resolves nowhere (the rules will say why). Built on the calling
+/// thread, which owns the snapshot; see [`Chain::validate_and_write`].
+fn early_checks<'a>(block: &'a Block, view: &Snapshot) -> Vec<Option<TxScriptChecks<'a>>> {
+    let mut in_block: Option<HashMap<OutPoint, &'a TxOut>> = None;
+    let mut resolve = |prev: &OutPoint| -> Option<TxOut> {
+        match view.try_coin(prev) {
+            Ok(Some(coin)) => Some(coin.output),
+            Ok(None) => in_block
+                .get_or_insert_with(|| {
+                    let mut outputs = HashMap::new();
+                    for t in &block.txdata {
+                        let txid = t.txid();
+                        for (vout, o) in t.outputs.iter().enumerate() {
+                            let vout = u32::try_from(vout).unwrap_or(u32::MAX);
+                            outputs.insert(OutPoint::new(txid, vout), o);
                         }
                     }
-                    None
+                    outputs
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .filter_map(|w| w.join().ok().flatten())
-            .collect()
-    });
-    match errors.into_iter().min_by_key(|(i, _)| *i) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+                .get(prev)
+                .map(|o| (*o).clone()),
+            Err(_) => None,
+        }
+    };
+    block
+        .txdata
+        .iter()
+        .skip(1)
+        .map(|tx| {
+            let spent = tx
+                .inputs
+                .iter()
+                .map(|input| resolve(&input.prev_out))
+                .collect::<Option<Vec<TxOut>>>()?;
+            Some(TxScriptChecks { tx, spent })
+        })
+        .collect()
 }
 
 fn run_one(
@@ -549,14 +634,9 @@ impl Chain {
         let top = self.best_header_entry().height;
         let mut out = Vec::with_capacity(max);
         let (mut height, mut step, mut cur) = (top, 1u32, self.best_header);
-        loop {
-            match self.ancestor(&cur, height) {
-                Some(h) => {
-                    out.push(h);
-                    cur = h;
-                }
-                None => break,
-            }
+        while let Some(h) = self.ancestor(&cur, height) {
+            out.push(h);
+            cur = h;
             if height == 0 || out.len() + 1 >= max {
                 break;
             }
@@ -963,9 +1043,13 @@ impl Chain {
     }
 
     /// Validates `block` (index entry `entry`) against the active chain, whose tip must be
-    /// its parent, and connects it: the contextual rules and transaction inputs first, then
-    /// the scripts on `script_threads` threads while this thread prepares the store's write
-    /// transaction, which is committed only if every script passes (and aborted otherwise).
+    /// its parent, and connects it. The scripts start first, on `script_threads` threads,
+    /// from inputs resolved ahead of the rules ([`early_checks`]), while this thread checks
+    /// the contextual rules and transaction inputs and then prepares the store's write
+    /// transaction, which is committed only if the rules and every script pass (and aborted
+    /// otherwise). An early check counts only where it is identical to the check the rules
+    /// produced for that transaction; any other is run afterwards. The verdict is the same
+    /// as running the rules and then the scripts, without a core idle while the rules run.
     fn validate_and_write(
         &self,
         hash: &BlockHash,
@@ -979,33 +1063,78 @@ impl Chain {
             .ok_or_else(|| StoreError::Missing(format!("parent of {hash}")))?;
         debug_assert_eq!(ctx.height, entry.height);
         let view: Snapshot = self.store.snapshot()?;
-        let result = connect_block(block, &ctx, &view, &view, &self.params);
-        if let Some(e) = view.take_error() {
-            return Err(e.into());
-        }
-        drop(view);
-        let (changes, checks) = result.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
+        let early = early_checks(block, &view);
+        let early_run: Vec<TxScriptChecks<'_>> = early.iter().flatten().cloned().collect();
         let valid = IndexEntry {
             status: entry.status | status::VALID,
             ..*entry
         };
         let (oracle, threads) = (self.oracle.as_ref(), self.script_threads);
-        let (scripts, pending) = std::thread::scope(|s| {
-            let scripts = s.spawn(|| run_script_checks(&checks, oracle, threads));
-            let pending = self
-                .store
-                .prepare_connect(hash, &valid, block, &changes, store_body);
-            let scripts = scripts
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (scripts, pending)
-        });
-        match scripts {
-            Ok(()) => Ok(pending?.commit()?),
-            Err((i, e)) => {
-                if let Ok(p) = pending {
-                    p.abort()?;
+        let cancel = AtomicBool::new(false);
+        let queue = CheckQueue::new(&early_run, &cancel);
+        let (rules, early_verdict, pending) = std::thread::scope(|s| {
+            // Helpers start on the scripts; this thread joins them after its own work.
+            let helpers = queue.spawn_helpers(s, oracle, threads.saturating_sub(1));
+            let rules = connect_block(block, &ctx, &view, &view, &self.params);
+            let pending = match &rules {
+                Ok((changes, _)) => Some(
+                    self.store
+                        .prepare_connect(hash, &valid, block, changes, store_body),
+                ),
+                Err(_) => {
+                    cancel.store(true, Ordering::Relaxed);
+                    None
                 }
+            };
+            let mine = queue.work(oracle);
+            (rules, queue.finish(mine, helpers), pending)
+        });
+        if let Some(e) = view.take_error() {
+            return Err(e.into());
+        }
+        drop(view);
+        let (_, checks) = rules.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
+        let pending = pending.ok_or_else(|| StoreError::Missing("the block's write".into()))??;
+        // The real checks the early run covered: same transaction, same spent outputs.
+        let covered: Vec<bool> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                early
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| std::ptr::eq(c.tx, e.tx) && c.spent == e.spent)
+            })
+            .collect();
+        let is_covered = |i: usize| covered.get(i).copied().unwrap_or(false);
+        let scripts = match early_verdict {
+            // Every early check passed: run the checks it did not cover.
+            Ok(()) => {
+                let rest: Vec<usize> = (0..checks.len()).filter(|i| !is_covered(*i)).collect();
+                let owned: Vec<TxScriptChecks<'_>> = rest
+                    .iter()
+                    .filter_map(|i| checks.get(*i).cloned())
+                    .collect();
+                run_script_checks(&owned, oracle, threads)
+                    .map_err(|(j, e)| (rest.get(j).copied().unwrap_or(j), e))
+            }
+            // An early check failed: its verdict stands if the rules produced the same check;
+            // otherwise every real check runs.
+            Err((j, e)) => {
+                let failed = early_run.get(j).map(|c| c.tx);
+                match checks
+                    .iter()
+                    .position(|c| failed.is_some_and(|f| std::ptr::eq(c.tx, f)))
+                {
+                    Some(i) if is_covered(i) => Err((i, e)),
+                    _ => run_script_checks(&checks, oracle, threads),
+                }
+            }
+        };
+        match scripts {
+            Ok(()) => Ok(pending.commit()?),
+            Err((i, e)) => {
+                pending.abort()?;
                 Err(ChainError::invalid(
                     *hash,
                     e.reason(),

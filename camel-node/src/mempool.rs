@@ -518,6 +518,10 @@ impl Mempool {
         oracle: &dyn FraudProofOracle,
     ) -> Result<(), StoreError> {
         if change.disconnected.is_empty() {
+            if self.entries.is_empty() {
+                // Nothing to take out (and no txids to compute for a large block).
+                return Ok(());
+            }
             for block in &change.connected {
                 for tx in &block.txdata {
                     let txid = tx.txid();

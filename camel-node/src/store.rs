@@ -311,7 +311,9 @@ pub enum IndexProgress {
     Behind,
 }
 
-fn read_hash(v: Option<redb::AccessGuard<'_, &'static [u8]>>) -> Result<Option<BlockHash>, StoreError> {
+fn read_hash(
+    v: Option<redb::AccessGuard<'_, &'static [u8]>>,
+) -> Result<Option<BlockHash>, StoreError> {
     v.map(|v| decode_from_slice(v.value()).map_err(corrupt("block hash")))
         .transpose()
 }
@@ -667,8 +669,7 @@ impl Store {
                             .transpose()
                             .map_err(corrupt("header index entry"))?
                             .ok_or_else(|| StoreError::Missing(format!("index entry {h}")))?;
-                        let on_chain =
-                            read_hash(active.get(height_key(entry.height).as_slice())?)?;
+                        let on_chain = read_hash(active.get(height_key(entry.height).as_slice())?)?;
                         if on_chain != Some(h) {
                             let (block, record) = load(&h)?;
                             for tx in &block.txdata {

@@ -192,9 +192,7 @@ fn kill_9_during_connects_and_reorgs_loses_nothing() {
     // The indexes, moved in the background and killed with the rest, catch up to the
     // tip and agree with the UTXO set.
     let reopened = open_node(&data);
-    let snap = reopened
-        .indexed_snapshot(Duration::from_secs(60))
-        .unwrap();
+    let snap = reopened.indexed_snapshot(Duration::from_secs(60)).unwrap();
     let (tip_now, indexed) = snap.tips().unwrap();
     assert_eq!(tip_now, indexed);
     assert_eq!(tip_now, Some(seq.final_tip));

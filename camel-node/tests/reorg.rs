@@ -281,3 +281,59 @@ fn invalid_block_is_rejected_with_its_reason_and_nothing_is_committed() {
     a.submit_block(good).unwrap();
     assert_eq!(a.chain().height(), 4);
 }
+
+/// Scripts start before the rules from inputs resolved ahead of them; the verdicts stay those
+/// of the rules first, then the scripts, and spends of outputs created earlier in the same
+/// block are checked too.
+#[test]
+fn early_script_checks_keep_the_verdicts() {
+    let d = TempDir::new("early-scripts");
+    let a = open_node(d.path());
+    let k = key(1);
+    let mine_to = script_of(&k);
+    let hashes = a.generate(102, &mine_to, 1).unwrap();
+    let coin = |i: usize| coinbase_coin(&block(&a, &hashes[i]));
+
+    // A chain of two in one block: the second spends the first's output.
+    let first = split(&k, coin(0), 2, &mine_to, 1_000);
+    let second = split(&k, coins_of(&first)[0].clone(), 1, &mine_to, 1_000);
+    let tip = a.chain().tip();
+    let chained = block_on(
+        &a.chain(),
+        tip,
+        vec![first.clone(), second],
+        2_000,
+        &mine_to,
+        0,
+    );
+    a.submit_block(chained).unwrap();
+    let state = (a.chain().tip(), a.store().utxo_stats().unwrap());
+
+    // A signature by the wrong key: a script failure, nothing committed.
+    let forged = split(&key(2), coin(1), 1, &mine_to, 1_000);
+    let tip = a.chain().tip();
+    let bad = block_on(&a.chain(), tip, vec![forged.clone()], 1_000, &mine_to, 0);
+    let err = a.submit_block(bad).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { message, .. }) if message.contains("script check 0")),
+        "{err}"
+    );
+    assert_eq!((a.chain().tip(), a.store().utxo_stats().unwrap()), state);
+
+    // The forged spend and, after it, a spend of a coin already spent: the rules' verdict
+    // comes first, though the scripts found a failure too.
+    let again = split(&k, coin(0), 1, &mine_to, 1_000);
+    let both = block_on(&a.chain(), tip, vec![forged, again], 2_000, &mine_to, 1);
+    let err = a.submit_block(both).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Chain(ChainError::Invalid { reason, .. }) if reason == "bad-txns-inputs-missingorspent"),
+        "{err}"
+    );
+    assert_eq!((a.chain().tip(), a.store().utxo_stats().unwrap()), state);
+
+    // A good block still connects.
+    let good = split(&k, coin(1), 1, &mine_to, 1_000);
+    let ok = block_on(&a.chain(), tip, vec![good], 1_000, &mine_to, 2);
+    a.submit_block(ok).unwrap();
+    assert_eq!(a.chain().height(), 104);
+}

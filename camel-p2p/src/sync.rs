@@ -89,16 +89,22 @@ pub struct SyncProgress {
 pub struct Sync {
     config: SyncConfig,
     peers: HashMap<PeerId, PeerState>,
-    queue: VecDeque<BlockHash>,
-    queued: HashSet<BlockHash>,
+    blocks: BlockQueue,
     in_flight: HashMap<BlockHash, PeerId>,
-    lacking: HashMap<BlockHash, HashSet<PeerId>>,
     headers_from: Option<PeerId>,
     rotation: usize,
+    last_refill: Option<Instant>,
+}
+
+/// Blocks waiting to be requested, and what is known of who lacks them.
+#[derive(Debug, Default)]
+struct BlockQueue {
+    queue: VecDeque<BlockHash>,
+    queued: HashSet<BlockHash>,
+    lacking: HashMap<BlockHash, HashSet<PeerId>>,
     /// Blocks no eligible peer had: not taken from the chain's list again until a peer's
     /// status or headers bring news.
     given_up: HashSet<BlockHash>,
-    last_refill: Option<Instant>,
 }
 
 /// How often the queue may be topped up from the chain while it is not empty.
@@ -112,20 +118,17 @@ impl Sync {
         Self {
             config,
             peers: HashMap::new(),
-            queue: VecDeque::new(),
-            queued: HashSet::new(),
+            blocks: BlockQueue::default(),
             in_flight: HashMap::new(),
-            lacking: HashMap::new(),
             headers_from: None,
             rotation: 0,
-            given_up: HashSet::new(),
             last_refill: None,
         }
     }
 
     pub fn progress(&self) -> SyncProgress {
         SyncProgress {
-            queued: self.queue.len(),
+            queued: self.blocks.queue.len(),
             in_flight: self.in_flight.len(),
             headers_in_flight: self.headers_from.is_some(),
         }
@@ -158,7 +161,7 @@ impl Sync {
             .map(|(h, _)| *h)
             .collect();
         self.requeue_front(&mine);
-        for set in self.lacking.values_mut() {
+        for set in self.blocks.lacking.values_mut() {
             set.remove(peer);
         }
     }
@@ -168,7 +171,7 @@ impl Sync {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.status = Some(status);
         }
-        self.given_up.clear();
+        self.blocks.given_up.clear();
     }
 
     /// `peer` sent a block whose parent we do not know: ask it for headers.
@@ -201,10 +204,10 @@ impl Sync {
             .blocks_per_request
             .saturating_mul(self.config.requests_per_peer)
             .saturating_mul(self.peers.len().max(1));
-        if self.peers.is_empty() || self.queue.len() >= want / 2 {
+        if self.peers.is_empty() || self.blocks.queue.len() >= want / 2 {
             return;
         }
-        if !self.queue.is_empty()
+        if !self.blocks.queue.is_empty()
             && self
                 .last_refill
                 .is_some_and(|t| now.saturating_duration_since(t) < REFILL_INTERVAL)
@@ -214,17 +217,17 @@ impl Sync {
         self.last_refill = Some(now);
         let max = want.saturating_add(self.in_flight.len());
         for h in chain.blocks_to_fetch(max) {
-            if self.queue.len() >= want {
+            if self.blocks.queue.len() >= want {
                 break;
             }
-            if self.queued.contains(&h)
+            if self.blocks.queued.contains(&h)
                 || self.in_flight.contains_key(&h)
-                || self.given_up.contains(&h)
+                || self.blocks.given_up.contains(&h)
             {
                 continue;
             }
-            self.queued.insert(h);
-            self.queue.push_back(h);
+            self.blocks.queued.insert(h);
+            self.blocks.queue.push_back(h);
         }
     }
 
@@ -283,7 +286,7 @@ impl Sync {
         now: Instant,
         out: &mut Vec<(PeerId, Request)>,
     ) {
-        if self.queue.is_empty() {
+        if self.blocks.queue.is_empty() {
             return;
         }
         let tip_work = chain.tip().work;
@@ -301,7 +304,7 @@ impl Sync {
         self.rotation = self.rotation.wrapping_add(1);
         let per = self.config.blocks_per_request;
         let mut progress = true;
-        while progress && !self.queue.is_empty() {
+        while progress && !self.blocks.queue.is_empty() {
             progress = false;
             for i in 0..n {
                 let Some(peer) = eligible.get(self.rotation.wrapping_add(i) % n).copied() else {
@@ -315,16 +318,7 @@ impl Sync {
                 {
                     continue;
                 }
-                let hashes = take_batch(
-                    &mut self.queue,
-                    &mut self.queued,
-                    &mut self.lacking,
-                    &mut self.given_up,
-                    chain,
-                    peer,
-                    per,
-                    n,
-                );
+                let hashes = take_batch(&mut self.blocks, chain, peer, per, n);
                 if hashes.is_empty() {
                     continue;
                 }
@@ -361,7 +355,7 @@ impl Sync {
         };
         if !headers.is_empty() {
             state.served_headers = true;
-            self.given_up.clear();
+            self.blocks.given_up.clear();
         }
         if headers.len() == usize::from(max) && max > 0 {
             state.want_headers = true;
@@ -371,12 +365,12 @@ impl Sync {
         }
         for h in headers {
             let hash = h.block_hash();
-            if !self.queued.contains(&hash)
+            if !self.blocks.queued.contains(&hash)
                 && !self.in_flight.contains_key(&hash)
                 && !chain.has_block(&hash)
             {
-                self.queued.insert(hash);
-                self.queue.push_back(hash);
+                self.blocks.queued.insert(hash);
+                self.blocks.queue.push_back(hash);
             }
         }
         Ok(())
@@ -415,7 +409,7 @@ impl Sync {
                 unrequested = true;
                 continue;
             }
-            self.lacking.remove(&hash);
+            self.blocks.lacking.remove(&hash);
             batch.push(block);
         }
         for result in chain.submit_blocks(batch) {
@@ -432,7 +426,7 @@ impl Sync {
             .copied()
             .collect();
         for h in &missing {
-            self.lacking.entry(*h).or_default().insert(peer);
+            self.blocks.lacking.entry(*h).or_default().insert(peer);
         }
         self.requeue_front(&missing);
         faults
@@ -458,8 +452,8 @@ impl Sync {
     fn requeue_front(&mut self, hashes: &[BlockHash]) {
         for h in hashes.iter().rev() {
             self.in_flight.remove(h);
-            if self.queued.insert(*h) {
-                self.queue.push_front(*h);
+            if self.blocks.queued.insert(*h) {
+                self.blocks.queue.push_front(*h);
             }
         }
     }
@@ -468,10 +462,7 @@ impl Sync {
 /// Takes up to `max` hashes from the queue that `peer` is not known to lack, dropping hashes
 /// we already have and hashes every eligible peer lacks.
 fn take_batch<C: ChainAccess>(
-    queue: &mut VecDeque<BlockHash>,
-    queued: &mut HashSet<BlockHash>,
-    lacking: &mut HashMap<BlockHash, HashSet<PeerId>>,
-    given_up: &mut HashSet<BlockHash>,
+    blocks: &mut BlockQueue,
     chain: &C,
     peer: PeerId,
     max: usize,
@@ -480,22 +471,24 @@ fn take_batch<C: ChainAccess>(
     let mut out = Vec::with_capacity(max);
     let mut skipped = Vec::new();
     while out.len() < max {
-        let Some(h) = queue.pop_front() else { break };
+        let Some(h) = blocks.queue.pop_front() else {
+            break;
+        };
         if chain.has_block(&h) {
-            queued.remove(&h);
-            lacking.remove(&h);
+            blocks.queued.remove(&h);
+            blocks.lacking.remove(&h);
             continue;
         }
-        match lacking.get(&h) {
+        match blocks.lacking.get(&h) {
             Some(set) if set.len() >= eligible => {
                 // No one we know has it; news from a peer will queue it again.
-                queued.remove(&h);
-                lacking.remove(&h);
-                given_up.insert(h);
+                blocks.queued.remove(&h);
+                blocks.lacking.remove(&h);
+                blocks.given_up.insert(h);
             }
             Some(set) if set.contains(&peer) => skipped.push(h),
             _ => {
-                queued.remove(&h);
+                blocks.queued.remove(&h);
                 out.push(h);
             }
         }
@@ -504,7 +497,7 @@ fn take_batch<C: ChainAccess>(
         }
     }
     for h in skipped.into_iter().rev() {
-        queue.push_front(h);
+        blocks.queue.push_front(h);
     }
     out
 }
