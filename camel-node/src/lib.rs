@@ -4,11 +4,13 @@
 //!
 //! Modules:
 //! - [`datadir`]: the data directory, its lock file and the API cookie.
-//! - [`store`]: the redb store (headers, blocks, UTXO set, undo data, job records, indexes).
-//! - [`chain`]: block acceptance, most-work chain selection, reorganisations, orphans.
+//! - [`store`]: the redb store (headers, blocks, UTXO set, undo data, job records, and the
+//!   transaction and address indexes the indexer moves behind the tip).
+//! - [`chain`]: headers-first acceptance, block acceptance, most-work chain selection,
+//!   reorganisations, orphans, the script check queue.
 //! - [`mempool`]: relay policy, replacement, eviction, block templates.
 //! - [`miner`]: SHA-256d midstate mining over nonce and extranonce.
-//! - [`node`]: chain and mempool behind one shared handle.
+//! - [`node`]: chain and mempool behind one shared handle, and the indexer thread.
 //! - [`net`]: the node behind camel-p2p's `ChainAccess`, for the peer-to-peer network.
 //! - [`api`]: the JSON HTTP API (`docs/api.md`).
 //! - [`daemon`]: the node process: start, serve, mine, shut down cleanly.
