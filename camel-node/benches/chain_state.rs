@@ -11,7 +11,7 @@
 //!
 //! Arguments (after `--`): `connect`, `mine`, `memory`, `sync` to run one part (default:
 //! all); `--blocks N` for the memory and sync runs (default 10,000), `--cache-mib M` for
-//! the node's store cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
+//! the (new) node's store cache. Without `--bench` (as `cargo test --all-targets` runs it) every part runs once at a
 //! small size, as a smoke test.
 
 #[path = "../tests/common/mod.rs"]
@@ -356,7 +356,7 @@ fn rss_of(pid: u32) -> (u64, u64) {
 
 /// A new node syncing `blocks` regtest blocks from a node that mined them, both real
 /// `camel-node` processes on loopback.
-fn sync(blocks: u32) {
+fn sync(blocks: u32, cache_mib: Option<&str>) {
     let dir = TempDir::new("bench-sync");
     let listen = ["--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
     let source_data = dir.path().join("source");
@@ -390,6 +390,9 @@ fn sync(blocks: u32) {
     let start = Instant::now();
     let mut args = listen.to_vec();
     args.extend(["--bootstrap", bootstrap.as_str()]);
+    if let Some(c) = cache_mib {
+        args.extend(["--db-cache-mib", c]);
+    }
     let mut node =
         common::process::start(&dir.path().join("new"), &dir.path().join("new.log"), &args);
     let pid = node.child.id();
@@ -413,6 +416,19 @@ fn sync(blocks: u32) {
     }
     let took = start.elapsed();
     let (rss_end, hwm) = rss_of(pid);
+    // The indexes follow once the sync is done (or a query asks): time until the last
+    // block's coinbase is found by txid.
+    let (status, last) = node.get(&format!("/block/{blocks}"));
+    assert_eq!(status, 200, "{last}");
+    let coinbase = last["txids"][0].as_str().unwrap().to_owned();
+    let index_wait = Instant::now();
+    while node.get(&format!("/tx/{coinbase}")).0 != 200 {
+        assert!(
+            index_wait.elapsed() < Duration::from_secs(300),
+            "indexes never caught up"
+        );
+    }
+    let indexed = index_wait.elapsed();
     assert_eq!(
         node.get("/chainstate").1["utxo_set_hash"],
         source.get("/chainstate").1["utxo_set_hash"]
@@ -430,11 +446,11 @@ fn sync(blocks: u32) {
             / 1048576.0
     );
     println!(
-        "| blocks | start to synced | blocks/s | first block at | blocks/s after the first | RSS at the end | RSS peak (sampled / VmHWM) |"
+        "| blocks | start to synced | blocks/s | first block at | blocks/s after the first | RSS at the end | RSS peak (sampled / VmHWM) | indexes caught up after |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {blocks} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.1} MiB | {:.1} / {:.1} MiB |",
+        "| {blocks} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.1} MiB | {:.1} / {:.1} MiB | {:.2} s |",
         took.as_secs_f64(),
         f64::from(blocks) / took.as_secs_f64(),
         first.as_secs_f64(),
@@ -442,6 +458,7 @@ fn sync(blocks: u32) {
         rss_end as f64 / 1024.0,
         rss_max as f64 / 1024.0,
         hwm as f64 / 1024.0,
+        indexed.as_secs_f64(),
     );
     assert!(
         node.signal_and_wait("TERM", Duration::from_secs(30))
@@ -478,15 +495,15 @@ fn main() {
     if wants("mine") {
         mining(Duration::from_millis(if full { 3_000 } else { 100 }));
     }
+    let cache = args
+        .iter()
+        .position(|a| a == "--cache-mib")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
     if wants("memory") {
-        let cache = args
-            .iter()
-            .position(|a| a == "--cache-mib")
-            .and_then(|i| args.get(i + 1))
-            .map(String::as_str);
         memory(blocks, cache);
     }
     if wants("sync") {
-        sync(blocks);
+        sync(blocks, cache);
     }
 }

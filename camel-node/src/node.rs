@@ -86,6 +86,9 @@ impl Default for NodeConfig {
 /// Blocks the indexer moves per write transaction.
 const INDEX_BATCH: usize = 64;
 
+/// How far behind the best header the tip may be for the indexer to keep up block by block.
+const INDEX_DEFER_BEHIND: u32 = 144;
+
 /// How long an index query waits for the indexer to reach the tip before answering from
 /// the indexes as they are.
 pub const INDEX_WAIT: Duration = Duration::from_secs(5);
@@ -315,7 +318,16 @@ impl Node {
     fn accept_locked(&self, chain: &mut Chain, block: Block) -> Result<AcceptOutcome, NodeError> {
         let mut outcome = chain.accept_block(block, now())?;
         if !outcome.change.is_empty() {
-            self.indexer.wake();
+            // While far behind the best header (a sync), the indexer waits: it would compete
+            // with the sync for the store's write lock and the cores. It catches up when the
+            // tip comes within reach, or when an index query asks.
+            let behind = chain
+                .best_header_entry()
+                .height
+                .saturating_sub(chain.height());
+            if behind <= INDEX_DEFER_BEHIND {
+                self.indexer.wake();
+            }
             self.miner_interrupt.store(true, Ordering::Relaxed);
             self.mempool()
                 .update_for_tip_change(&outcome.change, chain, self.oracle.as_ref())?;

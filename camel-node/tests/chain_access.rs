@@ -334,3 +334,36 @@ fn headers_are_checked_in_context() {
     assert!(!entry.has_data());
     assert_eq!(node.chain().best_header(), good.block_hash());
 }
+
+#[test]
+fn the_indexer_waits_out_a_sync_and_catches_up_when_asked() {
+    let source_dir = TempDir::new("access-idx-src");
+    let source = node_with(&source_dir, 300);
+    let headers = NodeChain::new(source.clone()).headers_after(&[], None, 300);
+    let blocks: Vec<_> = (1..=100).map(|h| block_at(&source, h)).collect();
+
+    let dir = TempDir::new("access-idx");
+    let node = node_with(&dir, 0);
+    let wait = std::time::Duration::from_secs(30);
+    drop(node.indexed_snapshot(wait).unwrap());
+    let access = NodeChain::new(node.clone());
+    assert_eq!(access.submit_headers(&headers), Ok(300));
+    for batch in blocks.chunks(16) {
+        access.submit_blocks(batch.to_vec());
+    }
+    assert_eq!(access.tip().height, 100);
+    // 200 blocks behind the best header: a sync, and the indexes wait.
+    let (tip, indexed) = node.store().snapshot().unwrap().tips().unwrap();
+    assert_eq!(tip, Some(node.chain().tip()));
+    assert_eq!(indexed, Some(node.params().genesis_hash));
+    // A query brings them to the tip.
+    let snap = node.indexed_snapshot(wait).unwrap();
+    let (tip, indexed) = snap.tips().unwrap();
+    assert_eq!(indexed, tip);
+    let last = &blocks[99];
+    assert_eq!(
+        snap.tx_location(&last.txdata[0].txid()).unwrap(),
+        Some((last.block_hash(), 0))
+    );
+    assert!(node.store().address_index_matches_utxo_set().unwrap());
+}

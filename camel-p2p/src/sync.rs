@@ -107,7 +107,7 @@ struct BlockQueue {
     given_up: HashSet<BlockHash>,
 }
 
-/// How often the queue may be topped up from the chain while it is not empty.
+/// How often the queue may be topped up from the chain.
 const REFILL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Sync {
@@ -207,10 +207,10 @@ impl Sync {
         if self.peers.is_empty() || self.blocks.queue.len() >= want / 2 {
             return;
         }
-        if !self.blocks.queue.is_empty()
-            && self
-                .last_refill
-                .is_some_and(|t| now.saturating_duration_since(t) < REFILL_INTERVAL)
+        // The chain walks its best header chain for the list: not on every poll.
+        if self
+            .last_refill
+            .is_some_and(|t| now.saturating_duration_since(t) < REFILL_INTERVAL)
         {
             return;
         }
