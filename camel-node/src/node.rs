@@ -296,7 +296,7 @@ impl Node {
     }
 
     /// Accepts blocks received together from a peer under one chain lock, with one disk
-    /// sync for the batch instead of one per block ([`Store::defer_durability`]: a crash
+    /// sync for the batch instead of one per block ([`Store::deferring`]: a crash
     /// loses the whole batch or none of it, and sync fetches lost blocks again). The outer
     /// error is a failure to make the batch durable; the inner results are per block, in
     /// order.
@@ -305,12 +305,12 @@ impl Node {
         blocks: Vec<Block>,
     ) -> Result<Vec<Result<AcceptOutcome, NodeError>>, NodeError> {
         let mut chain = self.chain();
-        self.store.defer_durability(true);
+        let deferring = self.store.deferring();
         let results = blocks
             .into_iter()
             .map(|b| self.accept_locked(&mut chain, b))
             .collect();
-        self.store.defer_durability(false);
+        drop(deferring);
         self.store.flush()?;
         Ok(results)
     }
@@ -420,9 +420,9 @@ impl Node {
                 // Deferred durability only under the chain lock, so that no other caller's
                 // write is deferred with it.
                 let mut chain = self.chain();
-                self.store.defer_durability(true);
+                let deferring = self.store.deferring();
                 let outcome = self.accept_locked(&mut chain, block.clone());
-                self.store.defer_durability(false);
+                drop(deferring);
                 (outcome?, chain.tip())
             };
             if tip != hash {

@@ -2,7 +2,7 @@
 //! records, and the transaction and address indexes.
 //!
 //! Every change the chain manager makes is one redb write transaction, committed with
-//! `Durability::Immediate` (or deferred to the end of a batch, [`Store::defer_durability`]),
+//! `Durability::Immediate` (or deferred to the end of a batch, [`Store::deferring`]),
 //! two-phase commit (the data comes from peers, see redb's `set_two_phase_commit`) and quick
 //! repair: storing a received block, connecting one block (UTXO changes, undo record, new
 //! tip), disconnecting one block, or marking blocks invalid. A process killed at any instant
@@ -343,11 +343,21 @@ impl PendingWrite {
     }
 }
 
+/// Turns deferred durability off when dropped; see [`Store::deferring`].
+#[derive(Debug)]
+pub struct DeferGuard<'s>(&'s Store);
+
+impl Drop for DeferGuard<'_> {
+    fn drop(&mut self) {
+        self.0.defer_durability(false);
+    }
+}
+
 /// The redb database.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
-    /// Commits are made durable later, by [`Store::flush`] (see [`Store::defer_durability`]).
+    /// Commits are made durable later, by [`Store::flush`] (see [`Store::deferring`]).
     deferred: AtomicBool,
 }
 
@@ -393,8 +403,15 @@ impl Store {
     /// manager turns it on for a batch of blocks received from peers (which sync would fetch
     /// again) and calls [`Store::flush`] at the batch's end, so a sync pays one disk sync per
     /// batch rather than one per block.
-    pub fn defer_durability(&self, on: bool) {
+    fn defer_durability(&self, on: bool) {
         self.deferred.store(on, Ordering::Relaxed);
+    }
+
+    /// Defers durability until the returned guard is dropped (even by a panic), so that no
+    /// later caller's commits are deferred by mistake.
+    pub fn deferring(&self) -> DeferGuard<'_> {
+        self.defer_durability(true);
+        DeferGuard(self)
     }
 
     /// Makes every earlier commit durable (an empty commit with immediate durability).
