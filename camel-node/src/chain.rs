@@ -16,8 +16,8 @@
 //! 4. header rules in context ([`check_block_contextual`]): height, median time past,
 //!    expected `bits`, time not too far ahead of the clock;
 //! 5. the block is stored (one write transaction), and once linked, if its chain has more
-//!    work than the active chain, the chain is switched: blocks are disconnected down to the fork point
-//!    (one write transaction each, restoring the undo data), then the new branch is
+//!    work than the active chain, the chain is switched: blocks are disconnected down to the
+//!    fork point (one write transaction each, restoring the undo data), then the new branch is
 //!    connected ([`connect_block`] with the UTXO and job views, scripts checked in parallel,
 //!    one write transaction each). If a block of the new branch breaks a rule, it is marked
 //!    invalid with its descendants, and the best valid chain is selected again: the node
@@ -596,7 +596,7 @@ impl Chain {
                 u32::from(self.hash_at(e.height) == Some(*h)),
                 *h,
             );
-            if best.is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
+            if best.is_none_or(|b| (key.0, key.1, Reverse(key.2)) > (b.0, b.1, Reverse(b.2))) {
                 best = Some(key);
             }
         }

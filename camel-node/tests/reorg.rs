@@ -336,4 +336,6 @@ fn early_script_checks_keep_the_verdicts() {
     let ok = block_on(&a.chain(), tip, vec![good], 1_000, &mine_to, 2);
     a.submit_block(ok).unwrap();
     assert_eq!(a.chain().height(), 104);
+    // The indexes follow, the in-block spend included.
+    assert_indexed(&a);
 }
