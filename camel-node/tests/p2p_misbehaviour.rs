@@ -7,6 +7,8 @@
 //! in-process network on an in-memory chain; this one checks the node's wiring: its chain
 //! behind `ChainAccess`, its configuration and its API.
 
+#[path = "../../camel-p2p/tests/common/blocks.rs"]
+mod blocks;
 #[path = "../../camel-p2p/tests/common/raw.rs"]
 mod raw;
 
@@ -16,14 +18,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use blocks::{mine_on, solve, test_tx};
+use camel_core::Txid;
 use camel_core::address::Address;
-use camel_core::block::{Block, Header, build_coinbase};
-use camel_core::hash::{BlockHash, Hash256};
+use camel_core::hash::BlockHash;
 use camel_core::params::Params;
 use camel_core::pow::{Target, Work};
-use camel_core::script::Script;
-use camel_core::transaction::{OutPoint, Transaction, TxIn, TxOut};
-use camel_core::{JobId, Txid};
+use camel_core::transaction::Transaction;
 use camel_node::daemon::P2P_ADDR_FILE;
 use camel_p2p::message::{
     ErrorCode, GossipMessage, MAX_REQUEST_FRAME, Request, Response, Status, WIRE_VERSION,
@@ -144,6 +145,30 @@ impl Victim {
         }
     }
 
+    /// [`Victim::expect_view`], keeping `r`'s swarm running meanwhile so that what it
+    /// published goes out however slow the host.
+    async fn expect_view_pumping(
+        &self,
+        r: &mut RawPeer,
+        what: &str,
+        f: impl Fn(Option<&Value>) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let view = self.view_of(r.peer_id).await;
+            if f(view.as_ref()) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{what}: the victim's view of the peer is {view:?}\n--- victim log ---\n{}",
+                    self.log_tail()
+                );
+            }
+            r.pump(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn has_block(&self, hash: &BlockHash) -> bool {
         let (status, body) = get(self.api, &format!("/block/{hash}")).await;
         assert!(status == 200 || status == 404, "{status}: {body}");
@@ -227,64 +252,6 @@ async fn refused(r: &mut RawPeer, v: &Victim) -> bool {
         })
         .await;
     ended.is_some() && !r.swarm.is_connected(&vid)
-}
-
-/// A block with a coinbase on `parent`, proof of work found.
-fn mine_on(parent: &Header, height: u32, tag: &[u8]) -> Block {
-    let params = Params::regtest();
-    let coinbase = build_coinbase(
-        height,
-        tag,
-        vec![TxOut {
-            value: params.block_subsidy(height),
-            script_pubkey: Script::new(vec![0x51]),
-        }],
-    )
-    .unwrap();
-    let mut block = Block {
-        header: Header {
-            version: 1,
-            prev_blockhash: parent.block_hash(),
-            merkle_root: Hash256::ZERO,
-            time: parent.time + 1,
-            bits: parent.bits,
-            nonce: 0,
-        },
-        txdata: vec![coinbase],
-    };
-    solve(&mut block);
-    block
-}
-
-/// Sets the merkle root and finds a nonce that meets the block's target.
-fn solve(block: &mut Block) {
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target = Target::from_compact(block.header.bits).unwrap();
-    block.header.nonce = block
-        .header
-        .midstate()
-        .find_nonce(&target, 0, u32::MAX)
-        .unwrap()
-        .0;
-}
-
-/// A transaction that passes the context-free checks; it spends an output no one has, so
-/// the node's mempool ignores it.
-fn test_tx(n: u8) -> Transaction {
-    Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prev_out: OutPoint::new(Txid::from_byte_array([n; 32]), 0),
-            script_sig: Script::new(vec![0x51]),
-            sequence: 0xffff_ffff,
-        }],
-        outputs: vec![TxOut {
-            value: camel_core::Amount::from_base(1000).unwrap(),
-            script_pubkey: Script::new(vec![0x51]),
-        }],
-        lock_time: 0,
-        job_id: JobId::ZERO,
-    }
 }
 
 fn is_error(frame: &[u8], want: ErrorCode) -> bool {
@@ -402,10 +369,10 @@ async fn malformed_message_matrix_against_a_node_process() {
 
     // Unrequested data: the peer claims more work, serves valid headers of a side chain,
     // then answers the victim's block request with a block that was not asked for: -10.
-    let alt1 = mine_on(&genesis.header, 1, b"alt");
-    let alt2 = mine_on(&alt1.header, 2, b"alt");
+    let alt1 = mine_on(&Params::regtest(), &genesis.header, 1, b"alt", vec![]);
+    let alt2 = mine_on(&Params::regtest(), &alt1.header, 2, b"alt", vec![]);
     let alt_headers = vec![alt1.header, alt2.header];
-    let stray = mine_on(&genesis.header, 1, b"stray");
+    let stray = mine_on(&Params::regtest(), &genesis.header, 1, b"stray", vec![]);
     let stray_hash = stray.block_hash();
     let mut r = RawPeer::new(params.clone());
     let gh = params.genesis_hash;
@@ -454,8 +421,7 @@ async fn malformed_message_matrix_against_a_node_process() {
     // A truncated transaction: -20.
     let tx = GossipMessage::Tx(test_tx(7)).to_frame();
     r.publish(&tx_topic, tx[..tx.len() - 1].to_vec());
-    r.pump(Duration::from_millis(300)).await;
-    v.expect_view(rid, "truncated tx penalised", penalised_by(20.0))
+    v.expect_view_pumping(&mut r, "truncated tx penalised", penalised_by(20.0))
         .await;
 
     // An invalid transaction (no inputs): -10 more.
@@ -464,16 +430,14 @@ async fn malformed_message_matrix_against_a_node_process() {
         ..test_tx(8)
     };
     r.publish(&tx_topic, GossipMessage::Tx(bad_tx).to_frame());
-    r.pump(Duration::from_millis(300)).await;
-    v.expect_view(rid, "invalid tx penalised", penalised_by(30.0))
+    v.expect_view_pumping(&mut r, "invalid tx penalised", penalised_by(30.0))
         .await;
     honest_is_served(&mut h, &v, &tip).await;
 
     // A transaction on the block topic: wrong type, -20 more (just above -50 after a
     // moment's decay), then one more truncated frame: below -50, dropped.
     r.publish(&block_topic, GossipMessage::Tx(test_tx(9)).to_frame());
-    r.pump(Duration::from_millis(300)).await;
-    v.expect_view(rid, "wrong topic penalised", penalised_by(50.0))
+    v.expect_view_pumping(&mut r, "wrong topic penalised", penalised_by(50.0))
         .await;
     assert!(!v.has_tx(&test_tx(9).txid()).await);
     r.publish(&tx_topic, tx[..tx.len() - 2].to_vec());
@@ -490,7 +454,7 @@ async fn malformed_message_matrix_against_a_node_process() {
     r.connect(&vaddr).await;
     r.wait_subscribed(vid).await;
     let no_coinbase = {
-        let mut b = mine_on(&genesis.header, 1, b"x");
+        let mut b = mine_on(&Params::regtest(), &genesis.header, 1, b"x", vec![]);
         b.txdata = vec![test_tx(10)];
         solve(&mut b);
         b
@@ -499,8 +463,7 @@ async fn malformed_message_matrix_against_a_node_process() {
         &block_topic,
         GossipMessage::Block(no_coinbase.clone()).to_frame(),
     );
-    r.pump(Duration::from_millis(300)).await;
-    v.expect_view(r.peer_id, "invalid block banned", banned)
+    v.expect_view_pumping(&mut r, "invalid block banned", banned)
         .await;
     assert!(r.wait_disconnected(vid, PATIENCE_SECS).await);
     assert!(!v.has_block(&no_coinbase.block_hash()).await);
@@ -511,7 +474,7 @@ async fn malformed_message_matrix_against_a_node_process() {
     r.connect(&vaddr).await;
     r.wait_subscribed(vid).await;
     let bad_pow = {
-        let mut b = mine_on(&genesis.header, 1, b"y");
+        let mut b = mine_on(&Params::regtest(), &genesis.header, 1, b"y", vec![]);
         let target = Target::from_compact(b.header.bits).unwrap();
         while target.is_met_by(&b.header.block_hash()) {
             b.header.nonce = b.header.nonce.wrapping_add(1);
@@ -522,8 +485,7 @@ async fn malformed_message_matrix_against_a_node_process() {
         &block_topic,
         GossipMessage::Block(bad_pow.clone()).to_frame(),
     );
-    r.pump(Duration::from_millis(300)).await;
-    v.expect_view(r.peer_id, "bad proof of work banned", banned)
+    v.expect_view_pumping(&mut r, "bad proof of work banned", banned)
         .await;
     assert!(r.wait_disconnected(vid, PATIENCE_SECS).await);
     assert!(!v.has_block(&bad_pow.block_hash()).await);

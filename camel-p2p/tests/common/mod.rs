@@ -2,18 +2,20 @@
 //! reorgs, a mempool without UTXO checks), a regtest miner, and helpers to start nodes.
 #![allow(dead_code)]
 
+pub mod blocks;
 pub mod raw;
+
+#[allow(unused_imports)]
+pub use blocks::{mine_on, test_tx};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use camel_core::block::{Block, Header, build_coinbase};
-use camel_core::hash::Hash256;
+use camel_core::block::{Block, Header};
 use camel_core::params::Params;
-use camel_core::pow::{Target, Work, check_proof_of_work};
-use camel_core::script::Script;
-use camel_core::transaction::{Transaction, TxOut};
+use camel_core::pow::{Work, check_proof_of_work};
+use camel_core::transaction::Transaction;
 use camel_core::validation::{
     BlockRejection, check_block, check_block_contextual, check_transaction,
 };
@@ -347,68 +349,6 @@ impl ChainAccess for MemChain {
 /// rejection is one).
 fn fault(r: BlockRejection) -> PeerFault {
     PeerFault::from_block_rejection(r).expect("not time-too-new")
-}
-
-/// A valid regtest block on `parent` at `height`, with `extra` transactions after the
-/// coinbase.
-pub fn mine_on(
-    params: &Params,
-    parent: &Header,
-    height: u32,
-    tag: &[u8],
-    extra: Vec<Transaction>,
-) -> Block {
-    let coinbase = build_coinbase(
-        height,
-        tag,
-        vec![TxOut {
-            value: params.block_subsidy(height),
-            script_pubkey: Script::new(vec![0x51]),
-        }],
-    )
-    .unwrap();
-    let mut txdata = vec![coinbase];
-    txdata.extend(extra);
-    let mut block = Block {
-        header: Header {
-            version: 1,
-            prev_blockhash: parent.block_hash(),
-            merkle_root: Hash256::ZERO,
-            time: parent.time + 1,
-            bits: parent.bits,
-            nonce: 0,
-        },
-        txdata,
-    };
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target = Target::from_compact(block.header.bits).unwrap();
-    let (nonce, _) = block
-        .header
-        .midstate()
-        .find_nonce(&target, 0, u32::MAX)
-        .unwrap();
-    block.header.nonce = nonce;
-    block
-}
-
-/// A transaction that passes the context-free checks (it spends an output no one has; the
-/// in-memory mempool does not look).
-pub fn test_tx(n: u8) -> Transaction {
-    use camel_core::transaction::{OutPoint, TxIn};
-    Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prev_out: OutPoint::new(Txid::from_byte_array([n; 32]), 0),
-            script_sig: Script::new(vec![0x51]),
-            sequence: 0xffff_ffff,
-        }],
-        outputs: vec![TxOut {
-            value: camel_core::Amount::from_base(1000).unwrap(),
-            script_pubkey: Script::new(vec![0x51]),
-        }],
-        lock_time: 0,
-        job_id: camel_core::JobId::ZERO,
-    }
 }
 
 pub struct TestNode {
