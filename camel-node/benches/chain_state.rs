@@ -295,17 +295,7 @@ fn memory(blocks: u32, cache_mib: Option<&str>) {
         .unwrap_or_default();
     let mut node = common::process::start(&data, &dir.path().join("node.log"), &extra);
     let pid = node.child.id();
-    let rss = || {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
+    let rss = || rss_of(pid).0;
     let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
     println!(
         "\n## Node process RSS while it mines and connects {blocks} regtest blocks (store cache: {} MiB)\n",

@@ -1072,29 +1072,29 @@ impl Chain {
         let (oracle, threads) = (self.oracle.as_ref(), self.script_threads);
         let cancel = AtomicBool::new(false);
         let queue = CheckQueue::new(&early_run, &cancel);
-        let (rules, early_verdict, pending) = std::thread::scope(|s| {
+        let (rules, early_verdict) = std::thread::scope(|s| {
             // Helpers start on the scripts; this thread joins them after its own work.
             let helpers = queue.spawn_helpers(s, oracle, threads.saturating_sub(1));
-            let rules = connect_block(block, &ctx, &view, &view, &self.params);
-            let pending = match &rules {
-                Ok((changes, _)) => Some(
-                    self.store
-                        .prepare_connect(hash, &valid, block, changes, store_body),
-                ),
-                Err(_) => {
-                    cancel.store(true, Ordering::Relaxed);
-                    None
-                }
-            };
+            // The rules' checks with the write they lead to, prepared while scripts run.
+            let rules =
+                connect_block(block, &ctx, &view, &view, &self.params).map(|(changes, checks)| {
+                    let pending = self
+                        .store
+                        .prepare_connect(hash, &valid, block, &changes, store_body);
+                    (checks, pending)
+                });
+            if rules.is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
             let mine = queue.work(oracle);
-            (rules, queue.finish(mine, helpers), pending)
+            (rules, queue.finish(mine, helpers))
         });
         if let Some(e) = view.take_error() {
             return Err(e.into());
         }
         drop(view);
-        let (_, checks) = rules.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
-        let pending = pending.ok_or_else(|| StoreError::Missing("the block's write".into()))??;
+        let (checks, pending) = rules.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
+        let pending = pending?;
         // The real checks the early run covered: same transaction, same spent outputs.
         let covered: Vec<bool> = checks
             .iter()

@@ -285,13 +285,14 @@ impl Mempool {
         let snapshot = chain.store().snapshot()?;
         // Known to the chain if one of its outputs is unspent there (the UTXO set is exact at
         // the tip, while the transaction index may trail it by a block being indexed).
-        let mut outputs = (0..tx.outputs.len()).map(|vout| {
-            snapshot.try_coin(&OutPoint::new(
-                txid,
-                u32::try_from(vout).unwrap_or(u32::MAX),
-            ))
-        });
-        if outputs.try_fold(false, |found, c| c.map(|c| found || c.is_some()))? {
+        let mut in_chain = false;
+        for vout in 0..u32::try_from(tx.outputs.len()).unwrap_or(u32::MAX) {
+            if snapshot.try_coin(&OutPoint::new(txid, vout))?.is_some() {
+                in_chain = true;
+                break;
+            }
+        }
+        if in_chain {
             return Err(MempoolError::rejected(
                 "txn-already-known",
                 format!("{txid} is already in the chain"),

@@ -369,10 +369,10 @@ async fn malformed_message_matrix_against_a_node_process() {
 
     // Unrequested data: the peer claims more work, serves valid headers of a side chain,
     // then answers the victim's block request with a block that was not asked for: -10.
-    let alt1 = mine_on(&Params::regtest(), &genesis.header, 1, b"alt", vec![]);
-    let alt2 = mine_on(&Params::regtest(), &alt1.header, 2, b"alt", vec![]);
+    let alt1 = mine_on(&params, &genesis.header, 1, b"alt", vec![]);
+    let alt2 = mine_on(&params, &alt1.header, 2, b"alt", vec![]);
     let alt_headers = vec![alt1.header, alt2.header];
-    let stray = mine_on(&Params::regtest(), &genesis.header, 1, b"stray", vec![]);
+    let stray = mine_on(&params, &genesis.header, 1, b"stray", vec![]);
     let stray_hash = stray.block_hash();
     let mut r = RawPeer::new(params.clone());
     let gh = params.genesis_hash;
@@ -454,7 +454,7 @@ async fn malformed_message_matrix_against_a_node_process() {
     r.connect(&vaddr).await;
     r.wait_subscribed(vid).await;
     let no_coinbase = {
-        let mut b = mine_on(&Params::regtest(), &genesis.header, 1, b"x", vec![]);
+        let mut b = mine_on(&params, &genesis.header, 1, b"x", vec![]);
         b.txdata = vec![test_tx(10)];
         solve(&mut b);
         b
@@ -474,7 +474,7 @@ async fn malformed_message_matrix_against_a_node_process() {
     r.connect(&vaddr).await;
     r.wait_subscribed(vid).await;
     let bad_pow = {
-        let mut b = mine_on(&Params::regtest(), &genesis.header, 1, b"y", vec![]);
+        let mut b = mine_on(&params, &genesis.header, 1, b"y", vec![]);
         let target = Target::from_compact(b.header.bits).unwrap();
         while target.is_met_by(&b.header.block_hash()) {
             b.header.nonce = b.header.nonce.wrapping_add(1);
