@@ -93,7 +93,8 @@ const INDEX_DEFER_BEHIND: u32 = 144;
 /// the indexes as they are.
 pub const INDEX_WAIT: Duration = Duration::from_secs(5);
 
-/// The indexer thread's mailbox: woken on every tip change, it runs [`Store::index_step`]
+/// The indexer thread's mailbox: woken on every tip change, it writes the coins the new
+/// blocks changed to the UTXO table ([`Store::write_coins`]) and runs [`Store::index_step`]
 /// until the indexes reach the tip, then tells whoever waits.
 #[derive(Debug, Default)]
 struct IndexerShared {
@@ -127,6 +128,9 @@ impl IndexerShared {
                 }
                 st.pending = false;
             }
+            if let Err(e) = store.write_coins() {
+                tracing::error!("writing the UTXO set: {e}; retrying at the next block");
+            }
             loop {
                 match store.index_step(INDEX_BATCH) {
                     Ok(IndexProgress::CaughtUp) => break,
@@ -140,6 +144,12 @@ impl IndexerShared {
                         break;
                     }
                 }
+            }
+            // Those commits were not synced: redb keeps their pages to write with the next
+            // durable commit. Sync them here, so that the next block's commit does not carry
+            // them.
+            if let Err(e) = store.flush() {
+                tracing::error!("syncing the UTXO set and indexes: {e}");
             }
             let mut st = lock(&self.state);
             st.rounds = st.rounds.wrapping_add(1);
@@ -172,6 +182,10 @@ impl Drop for Node {
         self.indexer.changed.notify_all();
         if let Some(t) = lock(&self.indexer_thread).take() {
             let _ = t.join();
+        }
+        // A clean stop leaves the next start nothing to replay.
+        if let Err(e) = self.store.write_coins().and_then(|()| self.store.flush()) {
+            tracing::warn!("writing the UTXO set at shutdown: {e}");
         }
     }
 }

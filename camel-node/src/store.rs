@@ -8,6 +8,15 @@
 //! tip), disconnecting one block, or marking blocks invalid. A process killed at any instant
 //! reopens at the last commit, so the tip and the UTXO set always agree.
 //!
+//! The UTXO table is not written by the connect either (ADR 0006): a connected block's coin
+//! changes stay in memory as a layer over the table, which reads see, until
+//! [`Store::write_coins`] writes the layers out in one transaction (from the node's background
+//! thread after each block, or at once when [`MAX_LAYERS`] or [`MAX_UNWRITTEN_COINS`] is
+//! reached), recording the block the table reflects under `utxo_tip`. The block's undo record
+//! holds its coin changes, so a store reopened after a crash replays the blocks from
+//! `utxo_tip` to `tip` before anything reads it (as Bitcoin Core's coins cache and its replay
+//! of blocks after an unclean shutdown).
+//!
 //! The transaction and address indexes are not on that path: [`Store::index_step`] brings
 //! them up to the tip afterwards (run by the node's indexer thread), from the blocks and their
 //! undo records, recording how far they reach under `index_tip` in the same transaction, so
@@ -17,7 +26,7 @@
 //! Tables (keys and values are byte strings; integers little-endian):
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | `tip` → block hash; `index_tip` → the block the indexes reflect |
+//! | `meta` | name | `tip` → block hash; `utxo_tip` → the block the `utxo` table reflects (an ancestor of `tip`; all zeros before genesis); `index_tip` → the block the indexes reflect |
 //! | `headers` | block hash | [`IndexEntry`]: header ‖ height u32 ‖ chain work (32) ‖ status u8 |
 //! | `blocks` | block hash | the block, consensus-encoded |
 //! | `undo` | block hash | [`Undo`]: coins spent and created, job records created and updated (kept after a disconnect: the indexes need it) |
@@ -28,8 +37,10 @@
 //! | `addrindex` | SHA-256(scriptPubKey) ‖ outpoint | empty (unspent outputs only) |
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use camel_core::block::{Block, Header};
 use camel_core::contextual::BlockChanges;
@@ -58,6 +69,7 @@ const TXINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txindex");
 const ADDRINDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("addrindex");
 
 const TIP_KEY: &str = "tip";
+const UTXO_TIP_KEY: &str = "utxo_tip";
 const INDEX_TIP_KEY: &str = "index_tip";
 
 /// Why the store failed. Storage errors are not about the data's validity: the node stops
@@ -237,6 +249,15 @@ fn addr_key(script: &Script, outpoint: &OutPoint) -> Vec<u8> {
     k
 }
 
+/// An outpoint as the `utxo` table's key: txid ‖ vout (little-endian), its consensus
+/// encoding.
+fn outpoint_key(op: &OutPoint) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(op.txid.as_bytes());
+    k[32..].copy_from_slice(&op.vout.to_le_bytes());
+    k
+}
+
 fn height_key(height: u32) -> [u8; 4] {
     height.to_be_bytes()
 }
@@ -259,10 +280,10 @@ fn apply_coins(
     removed: &[(OutPoint, Coin)],
     added: &[(OutPoint, Coin)],
 ) -> Result<(), StoreError> {
-    let mut utxo_removed: Vec<Vec<u8>> = removed.iter().map(|(op, _)| encode_to_vec(op)).collect();
-    let mut utxo_added: Vec<(Vec<u8>, Vec<u8>)> = added
+    let mut utxo_removed: Vec<[u8; 36]> = removed.iter().map(|(op, _)| outpoint_key(op)).collect();
+    let mut utxo_added: Vec<([u8; 36], Vec<u8>)> = added
         .iter()
-        .map(|(op, c)| (encode_to_vec(op), encode_to_vec(c)))
+        .map(|(op, c)| (outpoint_key(op), encode_to_vec(c)))
         .collect();
     utxo_removed.sort_unstable();
     utxo_added.sort_unstable();
@@ -318,22 +339,74 @@ fn read_hash(
         .transpose()
 }
 
+/// Most connected blocks whose coins may wait in memory: a read looks through every layer
+/// before the table, and a crash replays them.
+pub const MAX_LAYERS: usize = 16;
+/// Most coin changes that may wait in memory (about 150 bytes each).
+pub const MAX_UNWRITTEN_COINS: usize = 250_000;
+
+/// One connected block's coin changes: `None` for a coin it spent, the coin for one it
+/// created.
+#[derive(Debug)]
+struct CoinLayer {
+    block: BlockHash,
+    coins: HashMap<OutPoint, Option<Coin>>,
+}
+
+impl CoinLayer {
+    fn new(block: BlockHash, changes: &BlockChanges) -> Self {
+        let mut coins = HashMap::with_capacity(changes.spent.len() + changes.created.len());
+        coins.extend(changes.spent.iter().map(|(op, _)| (*op, None)));
+        coins.extend(changes.created.iter().map(|(op, c)| (*op, Some(c.clone()))));
+        Self { block, coins }
+    }
+}
+
+/// Coin changes of connected blocks not yet in the `utxo` table, oldest first.
+#[derive(Debug, Default)]
+struct Unwritten {
+    layers: Vec<Arc<CoinLayer>>,
+    coins: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded state changes only after the store transaction it mirrors commits.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A prepared write transaction: [`PendingWrite::commit`] makes it durable, dropping or
 /// [`PendingWrite::abort`] discards it.
 #[must_use]
-pub struct PendingWrite {
+pub struct PendingWrite<'s> {
     txn: WriteTransaction,
+    store: &'s Store,
+    /// The block's coin changes, which join the store's unwritten layers on commit.
+    layer: CoinLayer,
 }
 
-impl std::fmt::Debug for PendingWrite {
+impl std::fmt::Debug for PendingWrite<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PendingWrite")
     }
 }
 
-impl PendingWrite {
+impl PendingWrite<'_> {
     pub fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit()?;
+        let store = self.store;
+        let full = {
+            // Under the lock, so that a snapshot sees the commit and its layer together.
+            let mut unwritten = lock(&store.unwritten);
+            self.txn.commit()?;
+            unwritten.coins = unwritten.coins.saturating_add(self.layer.coins.len());
+            unwritten.layers.push(Arc::new(self.layer));
+            unwritten.layers.len() >= MAX_LAYERS || unwritten.coins >= MAX_UNWRITTEN_COINS
+        };
+        if full {
+            // The block is connected either way; a failed write is retried by the next one.
+            if let Err(e) = store.write_coins() {
+                tracing::error!("writing the UTXO set: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -359,6 +432,10 @@ pub struct Store {
     db: Database,
     /// Commits are made durable later, by [`Store::flush`] (see [`Store::deferring`]).
     deferred: AtomicBool,
+    /// Coin changes of connected blocks not yet in the `utxo` table.
+    unwritten: Mutex<Unwritten>,
+    /// Blocks whose coin changes the last open replayed (0 after a clean stop).
+    replayed: u32,
 }
 
 fn begin_write(db: &Database, deferred: bool) -> Result<WriteTransaction, StoreError> {
@@ -386,12 +463,141 @@ impl Store {
         ] {
             txn.open_table(def)?;
         }
-        txn.open_table(META)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            if meta.get(UTXO_TIP_KEY)?.is_none() {
+                // A new store (nothing connected yet: zeros, genesis's parent), or one whose
+                // table was written with every block.
+                let reflects = read_hash(meta.get(TIP_KEY)?)?.unwrap_or(BlockHash::ZERO);
+                meta.insert(UTXO_TIP_KEY, reflects.as_bytes().as_slice())?;
+            }
+        }
         txn.commit()?;
-        Ok(Self {
+        let mut store = Self {
             db,
             deferred: AtomicBool::new(false),
-        })
+            unwritten: Mutex::new(Unwritten::default()),
+            replayed: 0,
+        };
+        store.replayed = store.replay_coins()?;
+        Ok(store)
+    }
+
+    /// How many blocks' coin changes opening the store replayed: 0 unless the last run
+    /// stopped without writing them (a crash).
+    pub fn replayed_at_open(&self) -> u32 {
+        self.replayed
+    }
+
+    /// Brings the `utxo` table from `utxo_tip` up to `tip` after an unclean shutdown, from
+    /// the undo records of the active blocks between them (each holds its block's coin
+    /// changes), in one transaction. Returns the number of blocks replayed.
+    fn replay_coins(&self) -> Result<u32, StoreError> {
+        let txn = begin_write(&self.db, false)?;
+        let replayed;
+        {
+            let mut meta = txn.open_table(META)?;
+            let Some(tip) = read_hash(meta.get(TIP_KEY)?)? else {
+                return Ok(0);
+            };
+            let reflects = read_hash(meta.get(UTXO_TIP_KEY)?)?.unwrap_or(BlockHash::ZERO);
+            if reflects == tip {
+                return Ok(0);
+            }
+            let headers = txn.open_table(HEADERS)?;
+            let active = txn.open_table(ACTIVE)?;
+            let undo = txn.open_table(UNDO)?;
+            let height_of = |hash: &BlockHash| -> Result<u32, StoreError> {
+                let entry: IndexEntry = headers
+                    .get(hash.as_bytes().as_slice())?
+                    .map(|v| decode_from_slice(v.value()))
+                    .transpose()
+                    .map_err(corrupt("header index entry"))?
+                    .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
+                Ok(entry.height)
+            };
+            let from = if reflects == BlockHash::ZERO {
+                0
+            } else {
+                let h = height_of(&reflects)?;
+                if read_hash(active.get(height_key(h).as_slice())?)? != Some(reflects) {
+                    return Err(StoreError::Missing(format!(
+                        "UTXO set's block {reflects} on the active chain"
+                    )));
+                }
+                h.saturating_add(1)
+            };
+            let to = height_of(&tip)?;
+            replayed = to.saturating_add(1).saturating_sub(from);
+            tracing::info!("replaying the coin changes of {replayed} blocks into the UTXO set");
+            for height in from..=to {
+                let hash = read_hash(active.get(height_key(height).as_slice())?)?
+                    .ok_or_else(|| StoreError::Missing(format!("active block at {height}")))?;
+                let record: Undo = undo
+                    .get(hash.as_bytes().as_slice())?
+                    .map(|v| decode_from_slice(v.value()))
+                    .transpose()
+                    .map_err(corrupt("undo record"))?
+                    .ok_or_else(|| StoreError::Missing(format!("undo data of block {hash}")))?;
+                apply_coins(&txn, &record.spent, &record.created)?;
+            }
+            meta.insert(UTXO_TIP_KEY, tip.as_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(replayed)
+    }
+
+    /// Writes the coin changes of connected blocks held in memory to the `utxo` table, in
+    /// one transaction (made durable by the next durable commit: a crash before it replays
+    /// them from the undo records). Readers see the same coins before and after.
+    pub fn write_coins(&self) -> Result<(), StoreError> {
+        if self.unwritten_blocks() == 0 {
+            return Ok(());
+        }
+        // Holding the write transaction, nothing else adds or removes layers (a connect's
+        // layer arrives as its transaction commits; another writer of coins waits here).
+        let txn = begin_write(&self.db, true)?;
+        let layers = lock(&self.unwritten).layers.clone();
+        let Some(last) = layers.last() else {
+            return Ok(());
+        };
+        // A later block's change to a coin replaces an earlier one's.
+        let mut merged: HashMap<&OutPoint, &Option<Coin>> = HashMap::new();
+        for layer in &layers {
+            merged.extend(layer.coins.iter());
+        }
+        let mut removed: Vec<[u8; 36]> = Vec::new();
+        let mut added: Vec<([u8; 36], Vec<u8>)> = Vec::new();
+        for (op, coin) in merged {
+            let key = outpoint_key(op);
+            match coin {
+                None => removed.push(key),
+                Some(c) => added.push((key, encode_to_vec(c))),
+            }
+        }
+        removed.sort_unstable();
+        added.sort_unstable();
+        {
+            let mut utxo = txn.open_table(UTXO)?;
+            for k in &removed {
+                utxo.remove(k.as_slice())?;
+            }
+            for (k, v) in &added {
+                utxo.insert(k.as_slice(), v.as_slice())?;
+            }
+            txn.open_table(META)?
+                .insert(UTXO_TIP_KEY, last.block.as_bytes().as_slice())?;
+        }
+        let mut unwritten = lock(&self.unwritten);
+        txn.commit()?;
+        unwritten.layers.clear();
+        unwritten.coins = 0;
+        Ok(())
+    }
+
+    /// Connected blocks whose coin changes are still in memory only.
+    pub fn unwritten_blocks(&self) -> usize {
+        lock(&self.unwritten).layers.len()
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
@@ -513,9 +719,10 @@ impl Store {
     }
 
     /// Connects `block` (already validated, with the `changes` its validation produced) on
-    /// top of the active chain: one transaction updates the UTXO set, job records, undo
-    /// data, the entry's status and the tip, and stores the block itself when
-    /// `store_body` (a block that extends the tip as it arrives is written once).
+    /// top of the active chain: one transaction writes the job records, undo data (with the
+    /// block's coin changes), the entry's status and the tip, and stores the block itself
+    /// when `store_body` (a block that extends the tip as it arrives is written once); the
+    /// coin changes join the unwritten layers as it commits.
     pub fn connect_block(
         &self,
         hash: &BlockHash,
@@ -537,14 +744,14 @@ impl Store {
         block: &Block,
         changes: &BlockChanges,
         store_body: bool,
-    ) -> Result<PendingWrite, StoreError> {
+    ) -> Result<PendingWrite<'_>, StoreError> {
+        let layer = CoinLayer::new(*hash, changes);
         let txn = self.begin_write()?;
         {
             if store_body {
                 txn.open_table(BLOCKS)?
                     .insert(hash.as_bytes().as_slice(), encode_to_vec(block).as_slice())?;
             }
-            apply_coins(&txn, &changes.spent, &changes.created)?;
             let mut jobs = txn.open_table(JOBS)?;
             for (id, record) in &changes.jobs_created {
                 jobs.insert(id.as_bytes().as_slice(), encode_to_vec(record).as_slice())?;
@@ -565,19 +772,30 @@ impl Store {
             txn.open_table(META)?
                 .insert(TIP_KEY, hash.as_bytes().as_slice())?;
         }
-        Ok(PendingWrite { txn })
+        Ok(PendingWrite {
+            txn,
+            store: self,
+            layer,
+        })
     }
 
     /// Disconnects the tip `block` (at `height`), restoring from its undo record (which is
     /// kept: the indexer undoes the block's index entries from it); the new tip is its
-    /// parent. Returns the undo record applied.
+    /// parent. The coins in memory are written first, so the table reflects the tip and then
+    /// its parent. Returns the undo record applied.
     pub fn disconnect_block(
         &self,
         hash: &BlockHash,
         height: u32,
         block: &Block,
     ) -> Result<Undo, StoreError> {
+        self.write_coins()?;
         let txn = self.begin_write()?;
+        if self.unwritten_blocks() != 0 {
+            return Err(StoreError::Missing(
+                "the UTXO table's coins before a disconnect (a block connected meanwhile)".into(),
+            ));
+        }
         let undo: Undo = {
             let table = txn.open_table(UNDO)?;
             let v = table
@@ -596,8 +814,10 @@ impl Store {
             }
             txn.open_table(ACTIVE)?
                 .remove(height_key(height).as_slice())?;
-            txn.open_table(META)?
-                .insert(TIP_KEY, block.header.prev_blockhash.as_bytes().as_slice())?;
+            let parent = block.header.prev_blockhash;
+            let mut meta = txn.open_table(META)?;
+            meta.insert(TIP_KEY, parent.as_bytes().as_slice())?;
+            meta.insert(UTXO_TIP_KEY, parent.as_bytes().as_slice())?;
         }
         txn.commit()?;
         Ok(undo)
@@ -605,17 +825,25 @@ impl Store {
 
     /// A read snapshot: UTXO and job lookups, indexes.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let txn = self.db.begin_read()?;
+        // The read and the layers are taken under the lock that commits and layer changes
+        // hold, so they show the same blocks.
+        let (txn, layers) = {
+            let unwritten = lock(&self.unwritten);
+            (self.db.begin_read()?, unwritten.layers.clone())
+        };
         Ok(Snapshot {
             utxo: txn.open_table(UTXO)?,
             jobs: txn.open_table(JOBS)?,
             txn,
+            layers,
             error: RefCell::new(None),
         })
     }
 
-    /// Hash, count and total of the UTXO set, streamed in key order.
+    /// Hash, count and total of the UTXO set, streamed in key order (after writing the coins
+    /// held in memory).
     pub fn utxo_stats(&self) -> Result<UtxoStats, StoreError> {
+        self.write_coins()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(UTXO)?;
         let mut hasher = UtxoSetHasher::new();
@@ -740,6 +968,7 @@ impl Store {
     /// Whether the address index holds exactly the UTXO set's outputs (for tests and
     /// checks; meaningful when the indexes have caught up with the tip).
     pub fn address_index_matches_utxo_set(&self) -> Result<bool, StoreError> {
+        self.write_coins()?;
         let txn = self.db.begin_read()?;
         let utxo = txn.open_table(UTXO)?;
         let mut expected = Vec::new();
@@ -768,6 +997,8 @@ pub struct Snapshot {
     /// Opened once: a block's validation looks up thousands of coins.
     utxo: ReadOnlyTable<&'static [u8], &'static [u8]>,
     jobs: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// Coin changes not in `utxo` as of this snapshot, oldest first.
+    layers: Vec<Arc<CoinLayer>>,
     error: RefCell<Option<StoreError>>,
 }
 
@@ -788,7 +1019,12 @@ impl Snapshot {
     }
 
     pub fn try_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        match self.utxo.get(encode_to_vec(outpoint).as_slice())? {
+        for layer in self.layers.iter().rev() {
+            if let Some(change) = layer.coins.get(outpoint) {
+                return Ok(change.clone());
+            }
+        }
+        match self.utxo.get(outpoint_key(outpoint).as_slice())? {
             Some(v) => Ok(Some(decode_from_slice(v.value()).map_err(corrupt("coin"))?)),
             None => Ok(None),
         }
@@ -858,13 +1094,9 @@ impl Snapshot {
             let op_bytes = k.value().get(32..).unwrap_or_default();
             let op: OutPoint = decode_from_slice(op_bytes).map_err(corrupt("address index"))?;
             // An index behind the tip may still list a coin the tip has spent.
-            let Some(coin) = self.utxo.get(op_bytes)? else {
-                continue;
-            };
-            out.push((
-                op,
-                decode_from_slice(coin.value()).map_err(corrupt("coin"))?,
-            ));
+            if let Some(coin) = self.try_coin(&op)? {
+                out.push((op, coin));
+            }
         }
         Ok(out)
     }
@@ -879,5 +1111,23 @@ impl UtxoView for Snapshot {
 impl JobView for Snapshot {
     fn job(&self, id: &JobId) -> Option<JobRecord> {
         self.note(self.try_job(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's key is the outpoint's consensus encoding, which orders the UTXO-set hash.
+    #[test]
+    fn outpoint_key_is_the_consensus_encoding() {
+        let mut txid = [0u8; 32];
+        for (i, b) in txid.iter_mut().enumerate() {
+            *b = i as u8 ^ 0xa5;
+        }
+        for vout in [0, 1, 255, 256, 0x0102_0304, u32::MAX] {
+            let op = OutPoint::new(Txid::from_byte_array(txid), vout);
+            assert_eq!(outpoint_key(&op).to_vec(), encode_to_vec(&op));
+        }
     }
 }

@@ -339,3 +339,73 @@ fn early_script_checks_keep_the_verdicts() {
     // The indexes follow, the in-block spend included.
     assert_indexed(&a);
 }
+
+/// The coin changes of the last blocks live in memory over the UTXO table: reads see them,
+/// a reorganisation writes them out before disconnecting, and a store dropped without
+/// writing them (a crash: no clean stop) replays them from the undo records when reopened.
+#[test]
+fn coins_in_memory_are_read_and_replayed_after_a_crash() {
+    use camel_core::interpreter::NoFraudProofs;
+    use camel_node::chain::{Chain, now};
+    use camel_node::store::{MAX_LAYERS, Store};
+    use std::sync::Arc;
+
+    let (dr, dv) = (TempDir::new("layers-ref"), TempDir::new("layers-victim"));
+    let r = open_node(dr.path());
+    let k = key(1);
+    let to_k = script_of(&k);
+    let mut hashes = r.generate(101, &to_k, 1).unwrap();
+    for i in 0..4 {
+        let coin = coinbase_coin(&block(&r, &hashes[i]));
+        r.submit_tx(split(&k, coin, 3, &to_k, 1_000)).unwrap();
+        hashes.extend(r.generate(1, &to_k, 1).unwrap());
+    }
+    // A fork from one block below the tip, one block longer: the reference reorganises.
+    let height = r.chain().height();
+    let mut parent = r.chain().hash_at(height - 1).unwrap();
+    for salt in 0..2 {
+        let b = block_on(&r.chain(), parent, vec![], 0, &to_k, 500 + salt);
+        parent = b.block_hash();
+        r.submit_block(b).unwrap();
+        hashes.push(parent);
+    }
+    assert_eq!(r.chain().tip(), parent);
+    let path = dv.path().join("chain.redb");
+    let last_split = block(&r, &hashes[103]).txdata[1].clone();
+    {
+        let store = Arc::new(Store::open(&path, 4 << 20).unwrap());
+        let mut chain = Chain::open(
+            store.clone(),
+            r.params().clone(),
+            Arc::new(NoFraudProofs),
+            1,
+        )
+        .unwrap();
+        let mut reorganised = false;
+        for h in &hashes {
+            let out = chain.accept_block(block(&r, h), now()).unwrap();
+            reorganised |= !out.change.disconnected.is_empty();
+            assert!(store.unwritten_blocks() < MAX_LAYERS);
+        }
+        assert!(reorganised);
+        assert_eq!(chain.tip(), parent);
+        // The two fork blocks (the disconnect wrote everything before them) wait in memory.
+        assert_eq!(store.unwritten_blocks(), 2);
+        // A split's outputs, created in a block written to the table and not spent.
+        let snap = store.snapshot().unwrap();
+        let op = OutPoint::new(last_split.txid(), 2);
+        assert_eq!(
+            snap.try_coin(&op).unwrap().unwrap().output,
+            last_split.outputs[2]
+        );
+        // The fork's coinbase, only in memory.
+        let fork_cb = coinbase_coin(&block(&r, &parent)).0;
+        assert!(snap.try_coin(&fork_cb).unwrap().is_some());
+        // Dropped here without writing the coins.
+    }
+    let store = Store::open(&path, 4 << 20).unwrap();
+    assert_eq!(store.replayed_at_open(), 2);
+    assert_eq!(store.unwritten_blocks(), 0);
+    assert_eq!(store.tip().unwrap(), Some(parent));
+    assert_eq!(store.utxo_stats().unwrap(), r.store().utxo_stats().unwrap());
+}
