@@ -89,6 +89,9 @@ const INDEX_BATCH: usize = 64;
 /// How far behind the best header the tip may be for the indexer to keep up block by block.
 const INDEX_DEFER_BEHIND: u32 = 144;
 
+/// Least time between the indexer's disk syncs.
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How long an index query waits for the indexer to reach the tip before answering from
 /// the indexes as they are.
 pub const INDEX_WAIT: Duration = Duration::from_secs(5);
@@ -117,14 +120,45 @@ impl IndexerShared {
     }
 
     fn run(&self, store: &Store) {
+        // The indexer's commits are not synced: redb keeps their pages to write with the
+        // next durable commit, which would be the next block's. The indexer syncs them itself
+        // when no block waits, at most every SYNC_INTERVAL (a burst of blocks, as `generate`
+        // or a sync makes, would otherwise pay a disk sync per block); one left over is
+        // made once the node has been idle that long.
+        let mut last_sync = Instant::now();
+        let mut unsynced = false;
+        let sync = |last_sync: &mut Instant, unsynced: &mut bool| {
+            if let Err(e) = store.flush() {
+                tracing::error!("syncing the UTXO set and indexes: {e}");
+            }
+            *last_sync = Instant::now();
+            *unsynced = false;
+        };
         loop {
             {
                 let mut st = lock(&self.state);
                 while !st.pending && !st.stop {
-                    st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                    if !unsynced {
+                        st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
+                    let left = SYNC_INTERVAL.saturating_sub(last_sync.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    st = self
+                        .changed
+                        .wait_timeout(st, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
                 }
                 if st.stop {
                     return;
+                }
+                if !st.pending {
+                    drop(st);
+                    sync(&mut last_sync, &mut unsynced);
+                    continue;
                 }
                 st.pending = false;
             }
@@ -145,11 +179,9 @@ impl IndexerShared {
                     }
                 }
             }
-            // Those commits were not synced: redb keeps their pages to write with the next
-            // durable commit. Sync them here, so that the next block's commit does not carry
-            // them.
-            if let Err(e) = store.flush() {
-                tracing::error!("syncing the UTXO set and indexes: {e}");
+            unsynced = true;
+            if !lock(&self.state).pending && last_sync.elapsed() >= SYNC_INTERVAL {
+                sync(&mut last_sync, &mut unsynced);
             }
             let mut st = lock(&self.state);
             st.rounds = st.rounds.wrapping_add(1);
