@@ -615,9 +615,13 @@ impl<'v, V: UtxoView + ?Sized, J: JobView + ?Sized> ConnectState<'v, V, J> {
     }
 }
 
-/// Step 1: the context-free checks.
-pub fn validate_block_context_free(block: &Block, params: &Params) -> Result<(), BlockError> {
-    validation::check_block(block, params).map_err(BlockError::Rejection)
+/// Step 1: the context-free checks, given the block's transaction ids.
+pub fn validate_block_context_free(
+    block: &Block,
+    txids: &[Txid],
+    params: &Params,
+) -> Result<(), BlockError> {
+    validation::check_block_with_txids(block, txids, params).map_err(BlockError::Rejection)
 }
 
 /// Step 3: the coinbase commits to `height` and every transaction is final at it.
@@ -630,11 +634,10 @@ pub fn validate_height_and_finality(block: &Block, height: u32) -> Result<(), Bl
 fn validate_transaction<'a, V: UtxoView + ?Sized, J: JobView + ?Sized>(
     state: &mut ConnectState<'_, V, J>,
     index: usize,
-    tx: &'a Transaction,
+    (tx, txid): (&'a Transaction, Txid),
     height: u32,
     params: &Params,
 ) -> Result<Option<TxScriptChecks<'a>>, BlockError> {
-    let txid = tx.txid();
     let fail = |error| BlockError::Tx {
         index,
         txid,
@@ -677,12 +680,14 @@ pub fn connect_block<'a>(
     jobs: &impl JobView,
     params: &Params,
 ) -> Result<(BlockChanges, Vec<TxScriptChecks<'a>>), BlockError> {
-    validate_block_context_free(block, params)?;
+    // Each transaction id is hashed once, for the merkle root and the steps after it.
+    let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+    validate_block_context_free(block, &txids, params)?;
     check_block_contextual(&block.header, ctx, params)?;
     validate_height_and_finality(block, ctx.height)?;
     let mut state = ConnectState::new(view, jobs);
     let mut checks = Vec::with_capacity(block.txdata.len().saturating_sub(1));
-    for (index, tx) in block.txdata.iter().enumerate() {
+    for (index, tx) in block.txdata.iter().zip(txids).enumerate() {
         if let Some(check) = validate_transaction(&mut state, index, tx, ctx.height, params)? {
             checks.push(check);
         }

@@ -43,7 +43,7 @@ use crate::keys::PublicKey;
 use crate::params::Params;
 use crate::script::opcodes::OP_1;
 use crate::script::{Instruction, Script};
-use crate::templates::{Template, classify};
+use crate::templates::{Template, classify_job};
 use crate::transaction::{MAX_TX_SIZE, OutPoint, Transaction};
 use crate::utxo::Coin;
 
@@ -367,13 +367,7 @@ enum JobSpend {
 }
 
 fn classify_spend(script_sig: &Script, coin: &Coin) -> Option<JobSpend> {
-    let template = classify(&coin.output.script_pubkey)?;
-    if !matches!(
-        template,
-        Template::Escrow(_) | Template::Payment(_) | Template::Stake(_)
-    ) {
-        return None;
-    }
+    let template = classify_job(&coin.output.script_pubkey)?;
     if !selects_first_branch(script_sig)? {
         return None;
     }
@@ -450,7 +444,7 @@ pub(crate) fn check_job_rules_of(
     let templates: Vec<Option<Template>> = tx
         .outputs
         .iter()
-        .map(|o| classify(&o.script_pubkey))
+        .map(|o| classify_job(&o.script_pubkey))
         .collect();
 
     // Rule 1: escrow, payment and stake outputs name the transaction's job.

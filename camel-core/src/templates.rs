@@ -421,6 +421,22 @@ pub fn classify(script: &Script) -> Option<Template> {
     (template.script_pubkey().ok()? == *script).then_some(template)
 }
 
+/// The job protocol's templates (escrow, payment, stake) as [`classify`] recognises them,
+/// `None` for any other script. Each of them opens with `OP_IF`, so the scripts of ordinary
+/// payments are ruled out by their first byte, without parsing: the job rules ask this of
+/// every output and every spent coin of a block.
+pub fn classify_job(script: &Script) -> Option<Template> {
+    if script.as_bytes().first() != Some(&OP_IF) {
+        return None;
+    }
+    classify(script).filter(|t| {
+        matches!(
+            t,
+            Template::Escrow(_) | Template::Payment(_) | Template::Stake(_)
+        )
+    })
+}
+
 /// Whether a scriptPubKey is one of the standard templates.
 pub fn is_standard(script: &Script) -> bool {
     classify(script).is_some()
@@ -515,6 +531,35 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    /// `classify_job` agrees with `classify` on every template, and on scripts that differ
+    /// from one in a byte or lose their tail.
+    #[test]
+    fn classify_job_is_classify_for_the_job_templates() {
+        let is_job = |t: &Template| {
+            matches!(
+                t,
+                Template::Escrow(_) | Template::Payment(_) | Template::Stake(_)
+            )
+        };
+        let mut jobs = 0;
+        for t in samples() {
+            let s = t.script_pubkey().unwrap();
+            jobs += usize::from(is_job(&t));
+            let bytes = s.as_bytes().to_vec();
+            let mut variants = vec![s.clone(), Script::new(bytes[1..].to_vec())];
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x01;
+                variants.push(Script::new(b));
+                variants.push(Script::new(bytes[..i].to_vec()));
+            }
+            for v in variants {
+                assert_eq!(classify_job(&v), classify(&v).filter(is_job), "{v}");
+            }
+        }
+        assert!(jobs >= 3);
     }
 
     #[test]

@@ -359,14 +359,25 @@ impl std::error::Error for BlockRejection {}
 /// limit, hash within target), at least one transaction, merkle root, merkle mutation,
 /// duplicate txids, size, coinbase first and only first, then each transaction.
 pub fn check_block(block: &Block, params: &Params) -> Result<(), BlockRejection> {
+    let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+    check_block_with_txids(block, &txids, params)
+}
+
+/// [`check_block`] given the block's transaction ids, in order (the caller computed them
+/// for other steps too).
+pub fn check_block_with_txids(
+    block: &Block,
+    txids: &[Txid],
+    params: &Params,
+) -> Result<(), BlockRejection> {
+    debug_assert_eq!(txids.len(), block.txdata.len());
     let header = &block.header;
     check_proof_of_work(&header.block_hash(), header.bits, params.pow_limit)
         .map_err(BlockRejection::Pow)?;
     if block.txdata.is_empty() {
         return Err(BlockRejection::Empty);
     }
-    let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
-    let (root, mutated) = merkle::merkle_root(&txids);
+    let (root, mutated) = merkle::merkle_root(txids);
     if root != header.merkle_root {
         return Err(BlockRejection::BadMerkleRoot {
             header: header.merkle_root,
@@ -400,7 +411,7 @@ pub fn check_block(block: &Block, params: &Params) -> Result<(), BlockRejection>
             index: index.saturating_add(1),
         });
     }
-    for (index, (tx, txid)) in block.txdata.iter().zip(&txids).enumerate() {
+    for (index, (tx, txid)) in block.txdata.iter().zip(txids).enumerate() {
         check_transaction(tx).map_err(|rejection| BlockRejection::Transaction {
             index,
             txid: *txid,

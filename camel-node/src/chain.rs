@@ -44,6 +44,7 @@ use camel_core::pow::{
     Work, check_proof_of_work, is_retarget_height, next_bits, retarget_first_height,
 };
 use camel_core::transaction::{OutPoint, TxOut};
+use camel_core::utxo::{Coin, UtxoView};
 use camel_core::validation::check_block;
 
 use crate::store::{IndexEntry, Snapshot, Store, StoreError, status};
@@ -298,13 +299,23 @@ impl<'q, 'a> CheckQueue<'q, 'a> {
 
 /// Script checks built ahead of the block's rules, one per non-coinbase transaction: its
 /// inputs resolved against `view`, or else against outputs of the block's transactions;
-/// `None` where an input resolves nowhere (the rules will say why). Built on the calling
-/// thread, which owns the snapshot; see [`Chain::validate_and_write`].
-fn early_checks<'a>(block: &'a Block, view: &Snapshot) -> Vec<Option<TxScriptChecks<'a>>> {
+/// `None` where an input resolves nowhere (the rules will say why). Also returns the coins
+/// found in `view`, which the rules then read instead of looking them up again. Built on the
+/// calling thread, which owns the snapshot; see [`Chain::validate_and_write`].
+fn early_checks<'a>(
+    block: &'a Block,
+    view: &Snapshot,
+) -> (Vec<Option<TxScriptChecks<'a>>>, HashMap<OutPoint, Coin>) {
     let mut in_block: Option<HashMap<OutPoint, &'a TxOut>> = None;
+    let inputs = block.txdata.iter().skip(1).map(|tx| tx.inputs.len()).sum();
+    let mut found: HashMap<OutPoint, Coin> = HashMap::with_capacity(inputs);
     let mut resolve = |prev: &OutPoint| -> Option<TxOut> {
         match view.try_coin(prev) {
-            Ok(Some(coin)) => Some(coin.output),
+            Ok(Some(coin)) => {
+                let output = coin.output.clone();
+                found.insert(*prev, coin);
+                Some(output)
+            }
             Ok(None) => in_block
                 .get_or_insert_with(|| {
                     let mut outputs = HashMap::new();
@@ -322,7 +333,7 @@ fn early_checks<'a>(block: &'a Block, view: &Snapshot) -> Vec<Option<TxScriptChe
             Err(_) => None,
         }
     };
-    block
+    let checks = block
         .txdata
         .iter()
         .skip(1)
@@ -334,7 +345,24 @@ fn early_checks<'a>(block: &'a Block, view: &Snapshot) -> Vec<Option<TxScriptChe
                 .collect::<Option<Vec<TxOut>>>()?;
             Some(TxScriptChecks { tx, spent })
         })
-        .collect()
+        .collect();
+    (checks, found)
+}
+
+/// The coins [`early_checks`] found, over the snapshot they came from: the same answers as
+/// the snapshot, without a second lookup.
+struct Resolved<'v> {
+    found: HashMap<OutPoint, Coin>,
+    view: &'v Snapshot,
+}
+
+impl UtxoView for Resolved<'_> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        match self.found.get(outpoint) {
+            Some(c) => Some(c.clone()),
+            None => self.view.coin(outpoint),
+        }
+    }
 }
 
 fn run_one(
@@ -1063,7 +1091,8 @@ impl Chain {
             .ok_or_else(|| StoreError::Missing(format!("parent of {hash}")))?;
         debug_assert_eq!(ctx.height, entry.height);
         let view: Snapshot = self.store.snapshot()?;
-        let early = early_checks(block, &view);
+        let (early, found) = early_checks(block, &view);
+        let coins = Resolved { found, view: &view };
         let early_run: Vec<TxScriptChecks<'_>> = early.iter().flatten().cloned().collect();
         let valid = IndexEntry {
             status: entry.status | status::VALID,
@@ -1077,7 +1106,7 @@ impl Chain {
             let helpers = queue.spawn_helpers(s, oracle, threads.saturating_sub(1));
             // The rules' checks with the write they lead to, prepared while scripts run.
             let rules =
-                connect_block(block, &ctx, &view, &view, &self.params).map(|(changes, checks)| {
+                connect_block(block, &ctx, &coins, &view, &self.params).map(|(changes, checks)| {
                     let pending = self
                         .store
                         .prepare_connect(hash, &valid, block, &changes, store_body);
@@ -1092,6 +1121,7 @@ impl Chain {
         if let Some(e) = view.take_error() {
             return Err(e.into());
         }
+        drop(coins);
         drop(view);
         let (checks, pending) = rules.map_err(|e| ChainError::invalid(*hash, e.reason(), &e))?;
         let pending = pending?;
