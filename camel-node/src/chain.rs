@@ -950,9 +950,10 @@ impl Chain {
     }
 
     /// The common case: a block that extends the active tip is validated at once, and
-    /// stored with its index entry, UTXO changes and undo data in one transaction. A block
-    /// that fails is stored marked invalid, unless the failure may be the sender's (a body
-    /// that does not match its header, or a time ahead of our clock): then nothing is kept.
+    /// stored with its index entry and undo data in one transaction (its coins join the
+    /// store's layers in memory). A block that fails is stored marked invalid, unless the
+    /// failure may be the sender's (a body that does not match its header, or a time ahead of
+    /// our clock): then nothing is kept.
     fn extend_tip(
         &mut self,
         hash: BlockHash,

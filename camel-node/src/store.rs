@@ -4,11 +4,12 @@
 //! Every change the chain manager makes is one redb write transaction, committed with
 //! `Durability::Immediate` (or deferred to the end of a batch, [`Store::deferring`]),
 //! two-phase commit (the data comes from peers, see redb's `set_two_phase_commit`) and quick
-//! repair: storing a received block, connecting one block (UTXO changes, undo record, new
-//! tip), disconnecting one block, or marking blocks invalid. A process killed at any instant
-//! reopens at the last commit, so the tip and the UTXO set always agree.
+//! repair: storing a received block, connecting one block (block, undo record with its coin
+//! changes, new tip), disconnecting one block, or marking blocks invalid. A process killed at
+//! any instant reopens at the last commit and replays the coins below, so the tip and the UTXO
+//! set always agree.
 //!
-//! The UTXO table is not written by the connect either (ADR 0006): a connected block's coin
+//! The connect does not write the UTXO table (ADR 0006): a connected block's coin
 //! changes stay in memory as a layer over the table, which reads see, until
 //! [`Store::write_coins`] writes the layers out in one transaction (from the node's background
 //! thread after each block, or at once when [`MAX_LAYERS`] or [`MAX_UNWRITTEN_COINS`] is
