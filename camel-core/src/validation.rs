@@ -365,7 +365,7 @@ pub fn check_block(block: &Block, params: &Params) -> Result<(), BlockRejection>
 
 /// [`check_block`] given the block's transaction ids, in order (the caller computed them
 /// for other steps too).
-pub fn check_block_with_txids(
+pub(crate) fn check_block_with_txids(
     block: &Block,
     txids: &[Txid],
     params: &Params,

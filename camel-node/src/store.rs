@@ -281,18 +281,30 @@ fn apply_coins(
     removed: &[(OutPoint, Coin)],
     added: &[(OutPoint, Coin)],
 ) -> Result<(), StoreError> {
-    let mut utxo_removed: Vec<[u8; 36]> = removed.iter().map(|(op, _)| outpoint_key(op)).collect();
-    let mut utxo_added: Vec<([u8; 36], Vec<u8>)> = added
-        .iter()
-        .map(|(op, c)| (outpoint_key(op), encode_to_vec(c)))
-        .collect();
-    utxo_removed.sort_unstable();
-    utxo_added.sort_unstable();
+    write_utxo(
+        txn,
+        removed.iter().map(|(op, _)| outpoint_key(op)).collect(),
+        added
+            .iter()
+            .map(|(op, c)| (outpoint_key(op), encode_to_vec(c)))
+            .collect(),
+    )
+}
+
+/// Removes the `removed` keys from the UTXO table and inserts the `added` entries, each in key
+/// order.
+fn write_utxo(
+    txn: &WriteTransaction,
+    mut removed: Vec<[u8; 36]>,
+    mut added: Vec<([u8; 36], Vec<u8>)>,
+) -> Result<(), StoreError> {
+    removed.sort_unstable();
+    added.sort_unstable();
     let mut utxo = txn.open_table(UTXO)?;
-    for k in &utxo_removed {
+    for k in &removed {
         utxo.remove(k.as_slice())?;
     }
-    for (k, v) in &utxo_added {
+    for (k, v) in &added {
         utxo.insert(k.as_slice(), v.as_slice())?;
     }
     Ok(())
@@ -338,6 +350,19 @@ fn read_hash(
 ) -> Result<Option<BlockHash>, StoreError> {
     v.map(|v| decode_from_slice(v.value()).map_err(corrupt("block hash")))
         .transpose()
+}
+
+/// The record of block `hash` in `table`, decoded: `what` names it in errors, for a record
+/// that does not decode or is not there.
+fn read_record<T: Decodable>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    hash: &BlockHash,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    let v = table
+        .get(hash.as_bytes().as_slice())?
+        .ok_or_else(|| StoreError::Missing(format!("{what} of block {hash}")))?;
+    decode_from_slice(v.value()).map_err(corrupt(what))
 }
 
 /// Most connected blocks whose coins may wait in memory: a read looks through every layer
@@ -509,12 +534,7 @@ impl Store {
             let active = txn.open_table(ACTIVE)?;
             let undo = txn.open_table(UNDO)?;
             let height_of = |hash: &BlockHash| -> Result<u32, StoreError> {
-                let entry: IndexEntry = headers
-                    .get(hash.as_bytes().as_slice())?
-                    .map(|v| decode_from_slice(v.value()))
-                    .transpose()
-                    .map_err(corrupt("header index entry"))?
-                    .ok_or_else(|| StoreError::Missing(format!("index entry {hash}")))?;
+                let entry: IndexEntry = read_record(&headers, hash, "header index entry")?;
                 Ok(entry.height)
             };
             let from = if reflects == BlockHash::ZERO {
@@ -534,12 +554,7 @@ impl Store {
             for height in from..=to {
                 let hash = read_hash(active.get(height_key(height).as_slice())?)?
                     .ok_or_else(|| StoreError::Missing(format!("active block at {height}")))?;
-                let record: Undo = undo
-                    .get(hash.as_bytes().as_slice())?
-                    .map(|v| decode_from_slice(v.value()))
-                    .transpose()
-                    .map_err(corrupt("undo record"))?
-                    .ok_or_else(|| StoreError::Missing(format!("undo data of block {hash}")))?;
+                let record: Undo = read_record(&undo, &hash, "undo record")?;
                 apply_coins(&txn, &record.spent, &record.created)?;
             }
             meta.insert(UTXO_TIP_KEY, tip.as_bytes().as_slice())?;
@@ -576,19 +591,9 @@ impl Store {
                 Some(c) => added.push((key, encode_to_vec(c))),
             }
         }
-        removed.sort_unstable();
-        added.sort_unstable();
-        {
-            let mut utxo = txn.open_table(UTXO)?;
-            for k in &removed {
-                utxo.remove(k.as_slice())?;
-            }
-            for (k, v) in &added {
-                utxo.insert(k.as_slice(), v.as_slice())?;
-            }
-            txn.open_table(META)?
-                .insert(UTXO_TIP_KEY, last.block.as_bytes().as_slice())?;
-        }
+        write_utxo(&txn, removed, added)?;
+        txn.open_table(META)?
+            .insert(UTXO_TIP_KEY, last.block.as_bytes().as_slice())?;
         let mut unwritten = lock(&self.unwritten);
         txn.commit()?;
         unwritten.layers.clear();
@@ -909,12 +914,7 @@ impl Store {
                 let next_height = match itip {
                     None => 0,
                     Some(h) => {
-                        let entry: IndexEntry = headers
-                            .get(h.as_bytes().as_slice())?
-                            .map(|v| decode_from_slice(v.value()))
-                            .transpose()
-                            .map_err(corrupt("header index entry"))?
-                            .ok_or_else(|| StoreError::Missing(format!("index entry {h}")))?;
+                        let entry: IndexEntry = read_record(&headers, &h, "header index entry")?;
                         let on_chain = read_hash(active.get(height_key(entry.height).as_slice())?)?;
                         if on_chain != Some(h) {
                             let (block, record) = load(&h)?;
