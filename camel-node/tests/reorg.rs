@@ -409,3 +409,50 @@ fn coins_in_memory_are_read_and_replayed_after_a_crash() {
     assert_eq!(store.tip().unwrap(), Some(parent));
     assert_eq!(store.utxo_stats().unwrap(), r.store().utxo_stats().unwrap());
 }
+
+/// Snapshots taken while blocks connect and their coins are written out (by the indexer and
+/// by a third thread) always show the coins of the tip they name: the read transaction and
+/// the layers in memory are taken together.
+#[test]
+fn snapshots_agree_with_their_tip_while_coins_are_written() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let d = TempDir::new("layers-race");
+    let node = Arc::new(open_node(d.path()));
+    let to = script_of(&key(1));
+    node.generate(1, &to, 1).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (node, done) = (node.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                node.store().write_coins().unwrap();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let reader = {
+        let (node, done) = (node.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut checked = 0u32;
+            while !done.load(Ordering::Relaxed) {
+                let snap = node.store().snapshot().unwrap();
+                let tip = snap.tips().unwrap().0.unwrap();
+                // The tip's coinbase is immature, so unspent: it must be visible.
+                let cb = coinbase_coin(&block(&node, &tip)).0;
+                assert!(snap.try_coin(&cb).unwrap().is_some(), "tip {tip}");
+                checked += 1;
+            }
+            checked
+        })
+    };
+    for _ in 0..300 {
+        node.generate(1, &to, 1).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let checked = reader.join().unwrap();
+    assert!(checked > 100, "{checked} snapshots checked");
+    assert_eq!(node.chain().height(), 301);
+}
