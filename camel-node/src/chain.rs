@@ -221,11 +221,30 @@ pub fn run_script_checks(
     })
 }
 
+/// A slot of a [`CheckQueue`]: a check, or (for the early checks) possibly none.
+trait QueuedCheck<'a>: Sync {
+    fn check(&self) -> Option<&TxScriptChecks<'a>>;
+}
+
+impl<'a> QueuedCheck<'a> for TxScriptChecks<'a> {
+    fn check(&self) -> Option<&TxScriptChecks<'a>> {
+        Some(self)
+    }
+}
+
+impl<'a> QueuedCheck<'a> for Option<TxScriptChecks<'a>> {
+    fn check(&self) -> Option<&TxScriptChecks<'a>> {
+        self.as_ref()
+    }
+}
+
 /// A block's script checks handed out in batches to whichever threads work on them, the
 /// calling thread included once it has nothing else to do (as Bitcoin Core's check queue):
-/// each takes the next batch until none is left, a check fails, or the caller cancels.
-struct CheckQueue<'q, 'a> {
-    checks: &'q [TxScriptChecks<'a>],
+/// each takes the next batch until none is left, a check fails, or the caller cancels. A
+/// failure names the slot it came from.
+struct CheckQueue<'q, 'a, C: QueuedCheck<'a>> {
+    checks: &'q [C],
+    _check: std::marker::PhantomData<TxScriptChecks<'a>>,
     next: AtomicUsize,
     failed: AtomicBool,
     cancel: &'q AtomicBool,
@@ -233,12 +252,13 @@ struct CheckQueue<'q, 'a> {
 
 type Helper<'s> = std::thread::ScopedJoinHandle<'s, Option<CheckFailure>>;
 
-impl<'q, 'a> CheckQueue<'q, 'a> {
+impl<'q, 'a, C: QueuedCheck<'a>> CheckQueue<'q, 'a, C> {
     const BATCH: usize = 16;
 
-    fn new(checks: &'q [TxScriptChecks<'a>], cancel: &'q AtomicBool) -> Self {
+    fn new(checks: &'q [C], cancel: &'q AtomicBool) -> Self {
         Self {
             checks,
+            _check: std::marker::PhantomData,
             next: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
             cancel,
@@ -255,6 +275,9 @@ impl<'q, 'a> CheckQueue<'q, 'a> {
                 _ => break,
             };
             for (i, c) in batch.iter().enumerate() {
+                let Some(c) = c.check() else {
+                    continue;
+                };
                 if let Err(e) = run_one(c, oracle) {
                     self.failed.store(true, Ordering::Relaxed);
                     return Some((start.saturating_add(i), e));
@@ -1094,14 +1117,13 @@ impl Chain {
         let view: Snapshot = self.store.snapshot()?;
         let (early, found) = early_checks(block, &view);
         let coins = Resolved { found, view: &view };
-        let early_run: Vec<TxScriptChecks<'_>> = early.iter().flatten().cloned().collect();
         let valid = IndexEntry {
             status: entry.status | status::VALID,
             ..*entry
         };
         let (oracle, threads) = (self.oracle.as_ref(), self.script_threads);
         let cancel = AtomicBool::new(false);
-        let queue = CheckQueue::new(&early_run, &cancel);
+        let queue = CheckQueue::new(&early, &cancel);
         let (rules, early_verdict) = std::thread::scope(|s| {
             // Helpers start on the scripts; this thread joins them after its own work.
             let helpers = queue.spawn_helpers(s, oracle, threads.saturating_sub(1));
@@ -1152,7 +1174,7 @@ impl Chain {
             // An early check failed: its verdict stands if the rules produced the same check;
             // otherwise every real check runs.
             Err((j, e)) => {
-                let failed = early_run.get(j).map(|c| c.tx);
+                let failed = early.get(j).and_then(Option::as_ref).map(|c| c.tx);
                 match checks
                     .iter()
                     .position(|c| failed.is_some_and(|f| std::ptr::eq(c.tx, f)))
