@@ -35,6 +35,22 @@ pub struct Header {
 }
 
 impl Header {
+    /// Sets the first nonce whose hash meets the header's own `bits` (for regtest blocks,
+    /// tests and tools; a real miner also rolls the extranonce and the time). `false`, and the
+    /// nonce unchanged, where `bits` is not a valid target or no 32-bit nonce meets it.
+    pub fn solve(&mut self) -> bool {
+        let Ok(target) = Target::from_compact(self.bits) else {
+            return false;
+        };
+        match self.midstate().find_nonce(&target, 0, u32::MAX) {
+            Some((nonce, _)) => {
+                self.nonce = nonce;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The 80 encoded bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_SIZE] {
         let mut out = [0u8; HEADER_SIZE];
@@ -213,6 +229,13 @@ impl Block {
     /// The merkle root of the transactions and whether the list is mutated (see [`merkle`]).
     pub fn compute_merkle_root(&self) -> (Hash256, bool) {
         merkle::merkle_root_of(self.txdata.iter().map(|tx| tx.txid().to_byte_array()))
+    }
+
+    /// Sets the merkle root from the transactions, then solves the header
+    /// ([`Header::solve`]).
+    pub fn solve(&mut self) -> bool {
+        self.header.merkle_root = self.compute_merkle_root().0;
+        self.header.solve()
     }
 
     /// The first transaction, if it is a coinbase.
@@ -660,6 +683,31 @@ pub(crate) mod tests {
         let solved = Header { nonce, ..h };
         assert_eq!(solved.block_hash(), hash);
         assert!(target.is_met_by(&hash));
+        // `solve` finds the same nonce from the header's own bits.
+        let mut own = Header {
+            bits: 0x2000_ffff,
+            ..h
+        };
+        assert!(own.solve());
+        assert_eq!(
+            own.nonce,
+            Header {
+                bits: 0x2000_ffff,
+                ..h
+            }
+            .midstate()
+            .find_nonce(&target, 0, u32::MAX)
+            .unwrap()
+            .0
+        );
+        assert!(target.is_met_by(&own.block_hash()));
+        // Bits that name no valid target leave the nonce alone.
+        let mut bad = Header {
+            bits: 0x0180_0000,
+            ..h
+        };
+        assert!(!bad.solve());
+        assert_eq!(bad.nonce, h.nonce);
         // Every earlier nonce failed.
         assert!((0..nonce).all(|n| !target.is_met_by(&Header { nonce: n, ..h }.block_hash())));
     }

@@ -701,7 +701,6 @@ mod tests {
     use super::*;
     use crate::block::build_coinbase;
     use crate::hash::{BlockHash, Hash256};
-    use crate::pow::Target;
     use crate::script::Script;
     use crate::transaction::TxIn;
 
@@ -748,14 +747,7 @@ mod tests {
             },
             txdata,
         };
-        b.header.merkle_root = b.compute_merkle_root().0;
-        let target = Target::from_compact(b.header.bits).unwrap();
-        b.header.nonce = b
-            .header
-            .midstate()
-            .find_nonce(&target, 0, u32::MAX)
-            .unwrap()
-            .0;
+        assert!(b.solve());
         b
     }
 

@@ -79,15 +79,8 @@ impl Chain {
             },
             txdata: vec![coinbase],
         };
-        block.header.merkle_root = block.compute_merkle_root().0;
-        let target = Target::from_compact(block.header.bits).unwrap();
-        let (nonce, hash) = block
-            .header
-            .midstate()
-            .find_nonce(&target, 0, u32::MAX)
-            .unwrap();
-        block.header.nonce = nonce;
-        assert_eq!(block.block_hash(), hash);
+        assert!(block.solve());
+        let hash = block.block_hash();
 
         check_block(&block, &self.params).unwrap();
         check_header_contextual(

@@ -6,7 +6,6 @@
 use camel_core::block::{Block, Header, build_coinbase};
 use camel_core::hash::Hash256;
 use camel_core::params::Params;
-use camel_core::pow::Target;
 use camel_core::script::Script;
 use camel_core::transaction::{OutPoint, Transaction, TxIn, TxOut};
 use camel_core::{JobId, Txid};
@@ -48,14 +47,7 @@ pub fn mine_on(
 
 /// Sets the merkle root and finds a nonce that meets the block's target.
 pub fn solve(block: &mut Block) {
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target = Target::from_compact(block.header.bits).unwrap();
-    let (nonce, _) = block
-        .header
-        .midstate()
-        .find_nonce(&target, 0, u32::MAX)
-        .unwrap();
-    block.header.nonce = nonce;
+    assert!(block.solve());
 }
 
 /// A transaction that passes the context-free checks (it spends an output no one has, so
