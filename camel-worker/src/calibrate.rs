@@ -224,35 +224,41 @@ fn record(
     tol: &Tolerance,
 ) {
     stats.jobs += 1;
+    // Greedy positions are measured in logits against δ, sampled ones in CDF distance
+    // against ε; otherwise they are tallied alike.
+    let greedy = sampling.is_greedy();
+    let (tokens, confidence, mismatches, gaps, max_gap, bound) = if greedy {
+        (
+            &mut stats.greedy_tokens,
+            &mut stats.greedy_confidence,
+            &mut stats.greedy_mismatches,
+            &mut stats.greedy_gaps,
+            &mut stats.max_greedy_gap,
+            tol.delta(),
+        )
+    } else {
+        (
+            &mut stats.sampled_tokens,
+            &mut stats.sampled_confidence,
+            &mut stats.sampled_mismatches,
+            &mut stats.sampled_distances,
+            &mut stats.max_sampled_distance,
+            tol.epsilon(),
+        )
+    };
     for c in checks {
         stats.tokens += 1;
-        if sampling.is_greedy() {
-            stats.greedy_tokens += 1;
-            stats.greedy_confidence.add(c.confidence);
-            if c.claimed != c.expected {
-                stats.greedy_mismatches += 1;
-                let gap = -c.margin;
-                stats.greedy_gaps.add(gap);
-                stats.max_greedy_gap = stats.max_greedy_gap.max(gap);
-                if gap > tol.delta() {
-                    stats.false_rejections += 1;
-                } else {
-                    stats.abstentions += 1;
-                }
-            }
-        } else {
-            stats.sampled_tokens += 1;
-            stats.sampled_confidence.add(c.confidence);
-            if c.claimed != c.expected {
-                stats.sampled_mismatches += 1;
-                let d = -c.margin;
-                stats.sampled_distances.add(d);
-                stats.max_sampled_distance = stats.max_sampled_distance.max(d);
-                if d > tol.epsilon() {
-                    stats.false_rejections += 1;
-                } else {
-                    stats.abstentions += 1;
-                }
+        *tokens += 1;
+        confidence.add(c.confidence);
+        if c.claimed != c.expected {
+            *mismatches += 1;
+            let gap = -c.margin;
+            gaps.add(gap);
+            *max_gap = max_gap.max(gap);
+            if gap > bound {
+                stats.false_rejections += 1;
+            } else {
+                stats.abstentions += 1;
             }
         }
     }
