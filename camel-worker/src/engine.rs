@@ -200,6 +200,48 @@ fn to_llama(t: TokenId) -> LlamaToken {
     LlamaToken(t as i32)
 }
 
+/// Feeds `prompt` to sequence 0 of `ctx` in batches of up to `n_batch` tokens, asking for the
+/// logits of the last token only; returns that token's index in the last batch.
+fn prefill(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    n_batch: usize,
+    prompt: &[TokenId],
+) -> Result<i32, EngineError> {
+    let mut last = 0i32;
+    for (c, chunk) in prompt.chunks(n_batch).enumerate() {
+        batch.clear();
+        for (j, &t) in chunk.iter().enumerate() {
+            let pos = c * n_batch + j;
+            let want = pos + 1 == prompt.len();
+            batch
+                .add(to_llama(t), pos as i32, &[0], want)
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            if want {
+                last = j as i32;
+            }
+        }
+        ctx.decode(batch)
+            .map_err(|e| EngineError::Decode(e.to_string()))?;
+    }
+    Ok(last)
+}
+
+/// Decodes one token at `pos` of sequence 0, its logits wanted (index 0 of the batch).
+fn decode_one(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    t: LlamaToken,
+    pos: usize,
+) -> Result<(), EngineError> {
+    batch.clear();
+    batch
+        .add(t, pos as i32, &[0], true)
+        .map_err(|e| EngineError::Decode(e.to_string()))?;
+    ctx.decode(batch)
+        .map_err(|e| EngineError::Decode(e.to_string()))
+}
+
 impl Engine {
     /// Loads a GGUF model. With `expected`, the file's SHA-256 must match it.
     pub fn load(
@@ -363,23 +405,7 @@ impl Engine {
         let mut ctx = self.new_context(cfg, cfg.ctx_size, 1)?;
         let n_batch = cfg.batch_size as usize;
         let mut batch = LlamaBatch::new(n_batch, 1);
-        let mut last_index = 0i32;
-        for (c, chunk) in prompt.chunks(n_batch).enumerate() {
-            batch.clear();
-            let base = c * n_batch;
-            for (j, &t) in chunk.iter().enumerate() {
-                let pos = base + j;
-                let want = pos + 1 == prompt.len();
-                batch
-                    .add(to_llama(t), pos as i32, &[0], want)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-                if want {
-                    last_index = j as i32;
-                }
-            }
-            ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
+        let mut last_index = prefill(&mut ctx, &mut batch, n_batch, prompt)?;
         let mut tokens = Vec::with_capacity(job.max_tokens as usize);
         let mut prefill = Duration::ZERO;
         let mut stop = StopReason::MaxTokens;
@@ -399,12 +425,7 @@ impl Engine {
             if i + 1 == job.max_tokens {
                 break;
             }
-            batch.clear();
-            batch
-                .add(to_llama(t), pos as i32, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-            ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            decode_one(&mut ctx, &mut batch, to_llama(t), pos)?;
             last_index = 0;
         }
         let total = start.elapsed();
@@ -517,34 +538,14 @@ impl Engine {
         let mut sampler = llama_cpp_2::sampling::LlamaSampler::greedy();
         let n_batch = cfg.batch_size as usize;
         let mut batch = LlamaBatch::new(n_batch, 1);
-        let mut last = 0i32;
-        for (c, chunk) in prompt.chunks(n_batch).enumerate() {
-            batch.clear();
-            for (j, &t) in chunk.iter().enumerate() {
-                let pos = c * n_batch + j;
-                let want = pos + 1 == prompt.len();
-                batch
-                    .add(to_llama(t), pos as i32, &[0], want)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-                if want {
-                    last = j as i32;
-                }
-            }
-            ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
+        let mut last = prefill(&mut ctx, &mut batch, n_batch, prompt)?;
         for i in 0..n {
             let pos = prompt.len() + i as usize;
             let t = sampler.sample(&ctx, last);
             if i + 1 == n {
                 break;
             }
-            batch.clear();
-            batch
-                .add(t, pos as i32, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-            ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            decode_one(&mut ctx, &mut batch, t, pos)?;
             last = 0;
         }
         Ok(start.elapsed())
@@ -563,17 +564,7 @@ impl Engine {
         let mut ctx = self.new_context(cfg, n_ctx, 1)?;
         let n_batch = cfg.batch_size as usize;
         let mut batch = LlamaBatch::new(n_batch, 1);
-        for (c, chunk) in tokens.chunks(n_batch).enumerate() {
-            batch.clear();
-            for (j, &t) in chunk.iter().enumerate() {
-                let pos = c * n_batch + j;
-                batch
-                    .add(to_llama(t), pos as i32, &[0], pos + 1 == tokens.len())
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            ctx.decode(&mut batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
+        prefill(&mut ctx, &mut batch, n_batch, tokens)?;
         Ok(start.elapsed())
     }
 }
