@@ -389,11 +389,7 @@ impl CoinLayer {
 }
 
 /// Coin changes of connected blocks not yet in the `utxo` table, oldest first.
-#[derive(Debug, Default)]
-struct Unwritten {
-    layers: Vec<Arc<CoinLayer>>,
-    coins: usize,
-}
+type Unwritten = Vec<Arc<CoinLayer>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded state changes only after the store transaction it mirrors commits.
@@ -423,9 +419,9 @@ impl PendingWrite<'_> {
             // Under the lock, so that a snapshot sees the commit and its layer together.
             let mut unwritten = lock(&store.unwritten);
             self.txn.commit()?;
-            unwritten.coins = unwritten.coins.saturating_add(self.layer.coins.len());
-            unwritten.layers.push(Arc::new(self.layer));
-            unwritten.layers.len() >= MAX_LAYERS || unwritten.coins >= MAX_UNWRITTEN_COINS
+            unwritten.push(Arc::new(self.layer));
+            let coins: usize = unwritten.iter().map(|l| l.coins.len()).sum();
+            unwritten.len() >= MAX_LAYERS || coins >= MAX_UNWRITTEN_COINS
         };
         if full {
             // The block is connected either way; a failed write is retried by the next one.
@@ -573,7 +569,7 @@ impl Store {
         // Holding the write transaction, nothing else adds or removes layers (a connect's
         // layer arrives as its transaction commits; another writer of coins waits here).
         let txn = begin_write(&self.db, true)?;
-        let layers = lock(&self.unwritten).layers.clone();
+        let layers = lock(&self.unwritten).clone();
         let Some(last) = layers.last() else {
             return Ok(());
         };
@@ -596,14 +592,13 @@ impl Store {
             .insert(UTXO_TIP_KEY, last.block.as_bytes().as_slice())?;
         let mut unwritten = lock(&self.unwritten);
         txn.commit()?;
-        unwritten.layers.clear();
-        unwritten.coins = 0;
+        unwritten.clear();
         Ok(())
     }
 
     /// Connected blocks whose coin changes are still in memory only.
     pub fn unwritten_blocks(&self) -> usize {
-        lock(&self.unwritten).layers.len()
+        lock(&self.unwritten).len()
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
@@ -835,7 +830,7 @@ impl Store {
         // hold, so they show the same blocks.
         let (txn, layers) = {
             let unwritten = lock(&self.unwritten);
-            (self.db.begin_read()?, unwritten.layers.clone())
+            (self.db.begin_read()?, unwritten.clone())
         };
         Ok(Snapshot {
             utxo: txn.open_table(UTXO)?,
