@@ -457,23 +457,26 @@ impl Mempool {
     }
 
     fn collect_descendants(&self, txid: &Txid, out: &mut HashSet<Txid>) {
-        let mut stack = vec![*txid];
-        while let Some(t) = stack.pop() {
-            if out.insert(t)
-                && let Some(e) = self.entries.get(&t)
-            {
-                stack.extend(e.children.iter().copied());
-            }
-        }
+        self.collect_linked(txid, out, |e| &e.children);
     }
 
     fn collect_ancestors(&self, txid: &Txid, out: &mut HashSet<Txid>) {
+        self.collect_linked(txid, out, |e| &e.parents);
+    }
+
+    /// `txid` and every entry reachable from it through `links`, into `out`.
+    fn collect_linked(
+        &self,
+        txid: &Txid,
+        out: &mut HashSet<Txid>,
+        links: impl Fn(&Entry) -> &HashSet<Txid>,
+    ) {
         let mut stack = vec![*txid];
         while let Some(t) = stack.pop() {
             if out.insert(t)
                 && let Some(e) = self.entries.get(&t)
             {
-                stack.extend(e.parents.iter().copied());
+                stack.extend(links(e).iter().copied());
             }
         }
     }
