@@ -231,21 +231,27 @@ async fn tip(State(s): State<ApiState>) -> ApiResult {
 async fn chainstate(State(s): State<ApiState>) -> ApiResult {
     let node = s.node.clone();
     blocking(move || {
-        // The chain lock keeps the tip and the UTXO set in step.
-        let chain = node.chain();
-        let stats = node.store().utxo_stats()?;
-        Ok(axum::Json(json!({
-            "hash": chain.tip().to_string(),
-            "height": chain.height(),
-            "utxo_set_hash": stats.hash.to_string(),
-            "coins": stats.coins,
-            "total": stats.total,
-            "orphans": chain.orphan_count(),
-            "best_header": {
-                "hash": chain.best_header().to_string(),
-                "height": chain.best_header_entry().height,
-            },
-        })))
+        // A snapshot taken under the chain lock is in step with the tip; the scan of the
+        // UTXO set then runs on the snapshot alone, without holding up blocks.
+        let (snap, mut state) = {
+            let chain = node.chain();
+            let snap = node.store().snapshot()?;
+            let state = json!({
+                "hash": chain.tip().to_string(),
+                "height": chain.height(),
+                "orphans": chain.orphan_count(),
+                "best_header": {
+                    "hash": chain.best_header().to_string(),
+                    "height": chain.best_header_entry().height,
+                },
+            });
+            (snap, state)
+        };
+        let stats = snap.utxo_stats()?;
+        state["utxo_set_hash"] = json!(stats.hash.to_string());
+        state["coins"] = json!(stats.coins);
+        state["total"] = json!(stats.total);
+        Ok(axum::Json(state))
     })
     .await
 }

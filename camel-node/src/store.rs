@@ -38,7 +38,7 @@
 //! | `addrindex` | SHA-256(scriptPubKey) ‖ outpoint | empty (unspent outputs only) |
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -841,28 +841,9 @@ impl Store {
         })
     }
 
-    /// Hash, count and total of the UTXO set, streamed in key order (after writing the coins
-    /// held in memory).
+    /// Hash, count and total of the UTXO set at the tip ([`Snapshot::utxo_stats`]).
     pub fn utxo_stats(&self) -> Result<UtxoStats, StoreError> {
-        self.write_coins()?;
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(UTXO)?;
-        let mut hasher = UtxoSetHasher::new();
-        let mut total = 0u64;
-        for item in table.iter()? {
-            let (k, v) = item?;
-            let op: OutPoint = decode_from_slice(k.value()).map_err(corrupt("outpoint"))?;
-            let coin: Coin = decode_from_slice(v.value()).map_err(corrupt("coin"))?;
-            total = total.saturating_add(coin.output.value.to_base());
-            hasher
-                .add(&op, &coin)
-                .map_err(|_| corrupt("utxo table order")(DecodeError::Invalid("key order")))?;
-        }
-        Ok(UtxoStats {
-            coins: hasher.count(),
-            hash: hasher.finish(),
-            total,
-        })
+        self.snapshot()?.utxo_stats()
     }
 }
 
@@ -964,18 +945,14 @@ impl Store {
     /// Whether the address index holds exactly the UTXO set's outputs (for tests and
     /// checks; meaningful when the indexes have caught up with the tip).
     pub fn address_index_matches_utxo_set(&self) -> Result<bool, StoreError> {
-        self.write_coins()?;
-        let txn = self.db.begin_read()?;
-        let utxo = txn.open_table(UTXO)?;
+        let snap = self.snapshot()?;
         let mut expected = Vec::new();
-        for item in utxo.iter()? {
-            let (k, v) = item?;
-            let op: OutPoint = decode_from_slice(k.value()).map_err(corrupt("outpoint"))?;
-            let coin: Coin = decode_from_slice(v.value()).map_err(corrupt("coin"))?;
-            expected.push(addr_key(&coin.output.script_pubkey, &op));
-        }
+        snap.for_each_coin(|op, coin| {
+            expected.push(addr_key(&coin.output.script_pubkey, op));
+            Ok(())
+        })?;
         expected.sort_unstable();
-        let addr = txn.open_table(ADDRINDEX)?;
+        let addr = snap.txn.open_table(ADDRINDEX)?;
         let mut found = Vec::new();
         for item in addr.iter()? {
             found.push(item?.0.value().to_vec());
@@ -1024,6 +1001,67 @@ impl Snapshot {
             Some(v) => Ok(Some(decode_from_slice(v.value()).map_err(corrupt("coin"))?)),
             None => Ok(None),
         }
+    }
+
+    /// Every coin of the UTXO set as of this snapshot, in key order (the consensus order of
+    /// the UTXO-set hash): the table's entries merged with the layers in memory, newest
+    /// change winning.
+    pub fn for_each_coin(
+        &self,
+        mut f: impl FnMut(&OutPoint, &Coin) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Spent coins (`None`) are left out; created ones are passed on.
+        let mut changes: BTreeMap<[u8; 36], (&OutPoint, Option<&Coin>)> = BTreeMap::new();
+        for layer in &self.layers {
+            for (op, coin) in &layer.coins {
+                changes.insert(outpoint_key(op), (op, coin.as_ref()));
+            }
+        }
+        let mut changes = changes.into_iter().peekable();
+        for item in self.utxo.iter()? {
+            let (k, v) = item?;
+            let key = k.value();
+            // Coins created in memory that sort before this entry.
+            while let Some((_, (op, coin))) = changes.next_if(|(ck, _)| ck.as_slice() < key) {
+                if let Some(coin) = coin {
+                    f(op, coin)?;
+                }
+            }
+            // An entry changed in memory (spent, or replaced) gives way to the change.
+            if let Some((_, (op, coin))) = changes.next_if(|(ck, _)| ck.as_slice() == key) {
+                if let Some(coin) = coin {
+                    f(op, coin)?;
+                }
+                continue;
+            }
+            let op: OutPoint = decode_from_slice(key).map_err(corrupt("outpoint"))?;
+            let coin: Coin = decode_from_slice(v.value()).map_err(corrupt("coin"))?;
+            f(&op, &coin)?;
+        }
+        for (_, (op, coin)) in changes {
+            if let Some(coin) = coin {
+                f(op, coin)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hash, count and total of the UTXO set as of this snapshot, streamed in key order. It
+    /// reads the snapshot only: no lock is held while it runs.
+    pub fn utxo_stats(&self) -> Result<UtxoStats, StoreError> {
+        let mut hasher = UtxoSetHasher::new();
+        let mut total = 0u64;
+        self.for_each_coin(|op, coin| {
+            total = total.saturating_add(coin.output.value.to_base());
+            hasher
+                .add(op, coin)
+                .map_err(|_| corrupt("utxo table order")(DecodeError::Invalid("key order")))
+        })?;
+        Ok(UtxoStats {
+            coins: hasher.count(),
+            hash: hasher.finish(),
+            total,
+        })
     }
 
     pub fn try_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {

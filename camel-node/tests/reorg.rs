@@ -363,8 +363,13 @@ fn coins_in_memory_are_read_and_replayed_after_a_crash() {
     // A fork from one block below the tip, one block longer: the reference reorganises.
     let height = r.chain().height();
     let mut parent = r.chain().hash_at(height - 1).unwrap();
+    // Its first block spends a coin the table holds, so the layers hold a spend too.
+    let spent_cb = coinbase_coin(&block(&r, &hashes[4]));
+    let mut fork_txs = vec![split(&k, spent_cb.clone(), 2, &to_k, 1_000)];
     for salt in 0..2 {
-        let b = block_on(&r.chain(), parent, vec![], 0, &to_k, 500 + salt);
+        let txs = std::mem::take(&mut fork_txs);
+        let fees = if txs.is_empty() { 0 } else { 1_000 };
+        let b = block_on(&r.chain(), parent, txs, fees, &to_k, 500 + salt);
         parent = b.block_hash();
         r.submit_block(b).unwrap();
         hashes.push(parent);
@@ -401,6 +406,11 @@ fn coins_in_memory_are_read_and_replayed_after_a_crash() {
         // The fork's coinbase, only in memory.
         let fork_cb = coinbase_coin(&block(&r, &parent)).0;
         assert!(snap.try_coin(&fork_cb).unwrap().is_some());
+        assert!(snap.try_coin(&spent_cb.0).unwrap().is_none());
+        // The UTXO-set hash merges the table with the layers, and writes nothing.
+        assert_eq!(snap.utxo_stats().unwrap(), r.store().utxo_stats().unwrap());
+        assert_eq!(store.utxo_stats().unwrap(), r.store().utxo_stats().unwrap());
+        assert_eq!(store.unwritten_blocks(), 2);
         // Dropped here without writing the coins.
     }
     let store = Store::open(&path, 4 << 20).unwrap();
