@@ -125,39 +125,30 @@ impl IndexerShared {
         // when no block waits, at most every SYNC_INTERVAL (a burst of blocks, as `generate`
         // or a sync makes, would otherwise pay a disk sync per block); one left over is
         // made once the node has been idle that long.
-        let mut last_sync = Instant::now();
-        let mut unsynced = false;
-        let sync = |last_sync: &mut Instant, unsynced: &mut bool| {
-            if let Err(e) = store.flush() {
-                tracing::error!("syncing the UTXO set and indexes: {e}");
-            }
-            *last_sync = Instant::now();
-            *unsynced = false;
+        let mut syncs = Syncs {
+            last: Instant::now(),
+            owed: false,
         };
         loop {
             {
                 let mut st = lock(&self.state);
                 while !st.pending && !st.stop {
-                    if !unsynced {
-                        st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
-                        continue;
-                    }
-                    let left = SYNC_INTERVAL.saturating_sub(last_sync.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    st = self
-                        .changed
-                        .wait_timeout(st, left)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|p| p.into_inner().0);
+                    st = match syncs.due_in() {
+                        None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                        Some(left) if left.is_zero() => break,
+                        Some(left) => self
+                            .changed
+                            .wait_timeout(st, left)
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0),
+                    };
                 }
                 if st.stop {
                     return;
                 }
                 if !st.pending {
                     drop(st);
-                    sync(&mut last_sync, &mut unsynced);
+                    syncs.sync(store);
                     continue;
                 }
                 st.pending = false;
@@ -179,14 +170,36 @@ impl IndexerShared {
                     }
                 }
             }
-            unsynced = true;
-            if !lock(&self.state).pending && last_sync.elapsed() >= SYNC_INTERVAL {
-                sync(&mut last_sync, &mut unsynced);
+            syncs.owed = true;
+            if !lock(&self.state).pending && syncs.due_in() == Some(Duration::ZERO) {
+                syncs.sync(store);
             }
             let mut st = lock(&self.state);
             st.rounds = st.rounds.wrapping_add(1);
             self.changed.notify_all();
         }
+    }
+}
+
+/// When the indexer last synced its commits to disk, and whether it owes one.
+struct Syncs {
+    last: Instant,
+    owed: bool,
+}
+
+impl Syncs {
+    /// How long until the owed sync is due; `None` when none is owed.
+    fn due_in(&self) -> Option<Duration> {
+        self.owed
+            .then(|| SYNC_INTERVAL.saturating_sub(self.last.elapsed()))
+    }
+
+    fn sync(&mut self, store: &Store) {
+        if let Err(e) = store.flush() {
+            tracing::error!("syncing the UTXO set and indexes: {e}");
+        }
+        self.last = Instant::now();
+        self.owed = false;
     }
 }
 
