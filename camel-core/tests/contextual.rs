@@ -28,33 +28,27 @@ const fn case(name: &'static str, expect: &'static str, build: fn(&mut Fixture) 
 /// Alice pays `to` to the miner's key from a fresh 10-coin coin, leaving `fee` behind.
 fn payment_tx(fx: &mut Fixture, fee: u64) -> Transaction {
     let s = fx.fund(&client(), coins(10));
-    signed_tx(
-        &[s],
-        vec![out(units(10 * 100_000_000 - fee), p2pkh_of(&miner()))],
-        JobId::ZERO,
-        0,
-    )
+    pay(&[s], units(10 * 100_000_000 - fee), &miner())
 }
 
 /// A transaction spending output `vout` of `prev` (held by the client) to the worker.
+/// A plain payment of `amount` to `to`'s P2PKH address from `spends` (no job, no lock time).
+fn pay(spends: &[Spend], amount: Amount, to: &camel_core::keys::PrivateKey) -> Transaction {
+    signed_tx(spends, vec![out(amount, p2pkh_of(to))], JobId::ZERO, 0)
+}
+
 fn spend_of(prev: &Transaction, vout: u32, fee: u64) -> Transaction {
     let value = prev.outputs[vout as usize].value.to_base() - fee;
-    signed_tx(
+    pay(
         &[Spend::of(prev, vout, Unlock::P2pkh(client()))],
-        vec![out(units(value), p2pkh_of(&worker()))],
-        JobId::ZERO,
-        0,
+        units(value),
+        &worker(),
     )
 }
 
 fn client_to_client(fx: &mut Fixture) -> Transaction {
     let s = fx.fund(&client(), coins(10));
-    signed_tx(
-        &[s],
-        vec![out(coins(10), p2pkh_of(&client()))],
-        JobId::ZERO,
-        0,
-    )
+    pay(&[s], coins(10), &client())
 }
 
 /// A transaction with lock time `lock_time`.
@@ -72,11 +66,10 @@ fn locked(fx: &mut Fixture, lock_time: u32) -> Block {
 /// Spends a coinbase output created at `height`.
 fn spend_coinbase_from(fx: &mut Fixture, height: u32) -> Block {
     let (o, c) = fx.add_coin(out(coins(50), p2pkh_of(&client())), height, true);
-    let tx = signed_tx(
+    let tx = pay(
         &[Spend::new(o, &c, Unlock::P2pkh(client()))],
-        vec![out(coins(50), p2pkh_of(&worker()))],
-        JobId::ZERO,
-        0,
+        coins(50),
+        &worker(),
     );
     fx.block(vec![tx])
 }
@@ -335,12 +328,7 @@ const CASES: &[Case] = &[
     case("missing input", "bad-txns-inputs-missingorspent", |fx| {
         let s = fx.fund(&client(), coins(10));
         fx.utxos.remove(&s.outpoint);
-        let tx = signed_tx(
-            &[s],
-            vec![out(coins(9), p2pkh_of(&miner()))],
-            JobId::ZERO,
-            0,
-        );
+        let tx = pay(&[s], coins(9), &miner());
         fx.block(vec![tx])
     }),
     case(
@@ -348,18 +336,8 @@ const CASES: &[Case] = &[
         "bad-txns-inputs-missingorspent",
         |fx| {
             let s = fx.fund(&client(), coins(10));
-            let t1 = signed_tx(
-                std::slice::from_ref(&s),
-                vec![out(coins(9), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
-            let t2 = signed_tx(
-                &[s],
-                vec![out(coins(8), p2pkh_of(&worker()))],
-                JobId::ZERO,
-                0,
-            );
+            let t1 = pay(std::slice::from_ref(&s), coins(9), &miner());
+            let t2 = pay(&[s], coins(8), &worker());
             fx.block(vec![t1, t2])
         },
     ),
@@ -368,22 +346,12 @@ const CASES: &[Case] = &[
         "bad-txns-inputs-missingorspent",
         |fx| {
             let s = fx.fund(&client(), coins(10));
-            let t1 = signed_tx(
-                std::slice::from_ref(&s),
-                vec![out(coins(9), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
+            let t1 = pay(std::slice::from_ref(&s), coins(9), &miner());
             let first = fx.block(vec![t1]);
             let changes = fx.connect(&first).unwrap();
             fx.apply(&changes);
             fx.advance(1);
-            let t2 = signed_tx(
-                &[s],
-                vec![out(coins(8), p2pkh_of(&worker()))],
-                JobId::ZERO,
-                0,
-            );
+            let t2 = pay(&[s], coins(8), &worker());
             fx.block(vec![t2])
         },
     ),
@@ -417,22 +385,12 @@ const CASES: &[Case] = &[
     case("bad signature: someone else's key", "equalverify", |fx| {
         let mut s = fx.fund(&client(), coins(10));
         s.unlock = Unlock::P2pkh(worker());
-        let tx = signed_tx(
-            &[s],
-            vec![out(coins(9), p2pkh_of(&worker()))],
-            JobId::ZERO,
-            0,
-        );
+        let tx = pay(&[s], coins(9), &worker());
         fx.block(vec![tx])
     }),
     case("overspend by one unit", "bad-txns-in-belowout", |fx| {
         let s = fx.fund(&client(), coins(10));
-        let tx = signed_tx(
-            &[s],
-            vec![out(units(10 * 100_000_000 + 1), p2pkh_of(&miner()))],
-            JobId::ZERO,
-            0,
-        );
+        let tx = pay(&[s], units(10 * 100_000_000 + 1), &miner());
         fx.block(vec![tx])
     }),
     case(
@@ -441,12 +399,7 @@ const CASES: &[Case] = &[
         |fx| {
             let a = fx.fund(&client(), Amount::MAX);
             let b = fx.fund(&client(), units(1));
-            let tx = signed_tx(
-                &[a, b],
-                vec![out(units(1), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
+            let tx = pay(&[a, b], units(1), &miner());
             fx.block(vec![tx])
         },
     ),
@@ -456,18 +409,8 @@ const CASES: &[Case] = &[
         |fx| {
             let a = fx.fund(&client(), Amount::MAX);
             let b = fx.fund(&client(), Amount::MAX);
-            let t1 = signed_tx(
-                &[a],
-                vec![out(units(1), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
-            let t2 = signed_tx(
-                &[b],
-                vec![out(units(1), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
+            let t1 = pay(&[a], units(1), &miner());
+            let t2 = pay(&[b], units(1), &miner());
             fx.block(vec![t1, t2])
         },
     ),
@@ -476,12 +419,7 @@ const CASES: &[Case] = &[
         "bad-txns-inputs-duplicate",
         |fx| {
             let s = fx.fund(&client(), coins(10));
-            let tx = signed_tx(
-                &[s.clone(), s],
-                vec![out(coins(9), p2pkh_of(&miner()))],
-                JobId::ZERO,
-                0,
-            );
+            let tx = pay(&[s.clone(), s], coins(9), &miner());
             fx.block(vec![tx])
         },
     ),
@@ -1162,18 +1100,8 @@ mod properties {
             0,
         );
         let s = fx.fund(&client(), coins(4));
-        let c1 = signed_tx(
-            std::slice::from_ref(&s),
-            vec![out(coins(3), p2pkh_of(&worker()))],
-            JobId::ZERO,
-            0,
-        );
-        let c2 = signed_tx(
-            &[s],
-            vec![out(coins(2), p2pkh_of(&miner()))],
-            JobId::ZERO,
-            0,
-        );
+        let c1 = pay(std::slice::from_ref(&s), coins(3), &worker());
+        let c2 = pay(&[s], coins(2), &miner());
         let create = create_job_tx(fx, job(), job());
         let accept = accept_tx(fx, job(), HEIGHT + 25);
         vec![t1, t2, t3, c1, c2, create, accept]
