@@ -449,30 +449,29 @@ async fn malformed_message_matrix_against_a_node_process() {
         .await;
     honest_is_served(&mut h, &v, &tip).await;
 
+    // A new raw peer gossips `block`: it is banned and cut off, the block is not kept, and
+    // the honest peer is still served.
+    let gossip_banned = async |block: camel_core::block::Block, what: &str, h: &mut RawPeer| {
+        let mut r = RawPeer::new(params.clone());
+        r.connect(&vaddr).await;
+        r.wait_subscribed(vid).await;
+        r.publish(&block_topic, GossipMessage::Block(block.clone()).to_frame());
+        v.expect_view_pumping(&mut r, what, banned).await;
+        assert!(r.wait_disconnected(vid, PATIENCE_SECS).await);
+        assert!(!v.has_block(&block.block_hash()).await);
+        honest_is_served(h, &v, &tip).await;
+    };
+
     // An invalid block (valid proof of work, no coinbase): banned.
-    let mut r = RawPeer::new(params.clone());
-    r.connect(&vaddr).await;
-    r.wait_subscribed(vid).await;
     let no_coinbase = {
         let mut b = mine_on(&params, &genesis.header, 1, b"x", vec![]);
         b.txdata = vec![test_tx(10)];
         solve(&mut b);
         b
     };
-    r.publish(
-        &block_topic,
-        GossipMessage::Block(no_coinbase.clone()).to_frame(),
-    );
-    v.expect_view_pumping(&mut r, "invalid block banned", banned)
-        .await;
-    assert!(r.wait_disconnected(vid, PATIENCE_SECS).await);
-    assert!(!v.has_block(&no_coinbase.block_hash()).await);
-    honest_is_served(&mut h, &v, &tip).await;
+    gossip_banned(no_coinbase, "invalid block banned", &mut h).await;
 
     // A block whose hash misses its target: banned.
-    let mut r = RawPeer::new(params.clone());
-    r.connect(&vaddr).await;
-    r.wait_subscribed(vid).await;
     let bad_pow = {
         let mut b = mine_on(&params, &genesis.header, 1, b"y", vec![]);
         let target = Target::from_compact(b.header.bits).unwrap();
@@ -481,15 +480,7 @@ async fn malformed_message_matrix_against_a_node_process() {
         }
         b
     };
-    r.publish(
-        &block_topic,
-        GossipMessage::Block(bad_pow.clone()).to_frame(),
-    );
-    v.expect_view_pumping(&mut r, "bad proof of work banned", banned)
-        .await;
-    assert!(r.wait_disconnected(vid, PATIENCE_SECS).await);
-    assert!(!v.has_block(&bad_pow.block_hash()).await);
-    honest_is_served(&mut h, &v, &tip).await;
+    gossip_banned(bad_pow, "bad proof of work banned", &mut h).await;
 
     // Through all of it the process kept running, the honest peer was never penalised and
     // the victim's chain is untouched.
