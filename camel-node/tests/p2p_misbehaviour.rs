@@ -129,6 +129,31 @@ impl Victim {
 
     /// Waits until the victim's view of `peer` satisfies `f`.
     async fn expect_view(&self, peer: PeerId, what: &str, f: impl Fn(Option<&Value>) -> bool) {
+        let pause = async || tokio::time::sleep(Duration::from_millis(50)).await;
+        self.expect_view_while(peer, what, f, pause).await;
+    }
+
+    /// [`Victim::expect_view`], keeping `r`'s swarm running meanwhile so that what it
+    /// published goes out however slow the host.
+    async fn expect_view_pumping(
+        &self,
+        r: &mut RawPeer,
+        what: &str,
+        f: impl Fn(Option<&Value>) -> bool,
+    ) {
+        let peer = r.peer_id;
+        let pump = async || r.pump(Duration::from_millis(50)).await;
+        self.expect_view_while(peer, what, f, pump).await;
+    }
+
+    /// Polls the victim's view of `peer` until `f` holds, running `between` between polls.
+    async fn expect_view_while(
+        &self,
+        peer: PeerId,
+        what: &str,
+        f: impl Fn(Option<&Value>) -> bool,
+        mut between: impl AsyncFnMut(),
+    ) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let view = self.view_of(peer).await;
@@ -141,31 +166,7 @@ impl Victim {
                     self.log_tail()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// [`Victim::expect_view`], keeping `r`'s swarm running meanwhile so that what it
-    /// published goes out however slow the host.
-    async fn expect_view_pumping(
-        &self,
-        r: &mut RawPeer,
-        what: &str,
-        f: impl Fn(Option<&Value>) -> bool,
-    ) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let view = self.view_of(r.peer_id).await;
-            if f(view.as_ref()) {
-                return;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "{what}: the victim's view of the peer is {view:?}\n--- victim log ---\n{}",
-                    self.log_tail()
-                );
-            }
-            r.pump(Duration::from_millis(50)).await;
+            between().await;
         }
     }
 
