@@ -362,6 +362,30 @@ fn memory(blocks: u32, cache_mib: Option<&str>) {
     println!("|---|---|---|---|");
     println!("| 0 | {:.1} | - | - |", rss() as f64 / 1024.0);
     let step = (blocks / 10).clamp(1, camel_node::api::MAX_GENERATE);
+    generate_via_api(&node, blocks, step, &address, |done, n, took| {
+        let size = std::fs::metadata(data.join("chain.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "| {done} | {:.1} | {:.1} | {:.0} |",
+            rss() as f64 / 1024.0,
+            size as f64 / 1048576.0,
+            f64::from(n) / took.as_secs_f64()
+        );
+    });
+    let status = node.signal_and_wait("TERM", Duration::from_secs(30));
+    assert!(status.success());
+}
+
+/// Has `node` mine `blocks` blocks to `address` through `POST /generate`, `step` per call;
+/// `after(done, n, took)` runs after each call.
+fn generate_via_api(
+    node: &common::process::NodeProcess,
+    blocks: u32,
+    step: u32,
+    address: &str,
+    mut after: impl FnMut(u32, u32, Duration),
+) {
     let mut done = 0;
     while done < blocks {
         let n = step.min(blocks - done);
@@ -373,18 +397,8 @@ fn memory(blocks: u32, cache_mib: Option<&str>) {
         );
         assert_eq!(status, 200, "{body}");
         done += n;
-        let size = std::fs::metadata(data.join("chain.redb"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        println!(
-            "| {done} | {:.1} | {:.1} | {:.0} |",
-            rss() as f64 / 1024.0,
-            size as f64 / 1048576.0,
-            f64::from(n) / start.elapsed().as_secs_f64()
-        );
+        after(done, n, start.elapsed());
     }
-    let status = node.signal_and_wait("TERM", Duration::from_secs(30));
-    assert!(status.success());
 }
 
 /// VmRSS and VmHWM (peak) of process `pid`, KiB.
@@ -410,17 +424,13 @@ fn sync(blocks: u32, cache_mib: Option<&str>) {
     let source = common::process::start(&source_data, &dir.path().join("source.log"), &listen);
     let address = camel_core::address::Address::p2pkh(&key(1).public_key(), 0x6f).to_string();
     let mine_start = Instant::now();
-    let mut done = 0;
-    while done < blocks {
-        let n = (blocks - done).min(camel_node::api::MAX_GENERATE);
-        let (status, body) = source.post(
-            "/generate",
-            true,
-            &format!(r#"{{"n": {n}, "address": "{address}"}}"#),
-        );
-        assert_eq!(status, 200, "{body}");
-        done += n;
-    }
+    generate_via_api(
+        &source,
+        blocks,
+        camel_node::api::MAX_GENERATE,
+        &address,
+        |_, _, _| {},
+    );
     let mined = mine_start.elapsed();
     let bootstrap = std::fs::read_to_string(source_data.join(camel_node::daemon::P2P_ADDR_FILE))
         .unwrap()
