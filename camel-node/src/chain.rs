@@ -498,7 +498,7 @@ impl Chain {
         };
         // The genesis coinbase pays an unspendable script: it creates no coins.
         self.store
-            .connect_block(&hash, &entry, &genesis, &BlockChanges::default(), true)?;
+            .connect_block(&hash, &entry, &genesis, BlockChanges::default(), true)?;
         self.index.insert(hash, entry);
         self.active = vec![hash];
         Ok(())
@@ -1132,7 +1132,7 @@ impl Chain {
                 connect_block(block, &ctx, &coins, &view, &self.params).map(|(changes, checks)| {
                     let pending = self
                         .store
-                        .prepare_connect(hash, &valid, block, &changes, store_body);
+                        .prepare_connect(hash, &valid, block, changes, store_body);
                     (checks, pending)
                 });
             if rules.is_err() {

@@ -180,21 +180,28 @@ pub struct Undo {
 const MAX_UNDO_ITEMS: usize = 10_000_000;
 
 impl Undo {
-    pub fn from_changes(changes: &BlockChanges) -> Self {
-        Self {
-            spent: changes.spent.clone(),
-            created: changes.created.clone(),
-            jobs_created: changes.jobs_created.iter().map(|(id, _)| *id).collect(),
-            jobs_updated: changes
-                .jobs_updated
-                .iter()
-                .map(|(id, old, _)| (*id, old.clone()))
-                .collect(),
+    /// The encoded undo record of a block whose connection made `changes`: the bytes an
+    /// [`Undo`] holding the same lists encodes to, written without copying the lists.
+    pub fn encode_changes(changes: &BlockChanges) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_pairs(&mut out, changes.spent.iter().map(|(a, b)| (a, b)));
+        write_pairs(&mut out, changes.created.iter().map(|(a, b)| (a, b)));
+        write_compact_size(&mut out, changes.jobs_created.len() as u64);
+        for (id, _) in &changes.jobs_created {
+            id.encode(&mut out);
         }
+        write_pairs(
+            &mut out,
+            changes.jobs_updated.iter().map(|(id, old, _)| (id, old)),
+        );
+        out
     }
 }
 
-fn write_pairs<A: Encodable, B: Encodable>(out: &mut Vec<u8>, items: &[(A, B)]) {
+fn write_pairs<'x, A: Encodable + 'x, B: Encodable + 'x>(
+    out: &mut Vec<u8>,
+    items: impl ExactSizeIterator<Item = (&'x A, &'x B)>,
+) {
     write_compact_size(out, items.len() as u64);
     for (a, b) in items {
         a.encode(out);
@@ -219,10 +226,10 @@ fn read_pairs<A: Decodable, B: Decodable>(r: &mut Reader<'_>) -> Result<Vec<(A, 
 
 impl Encodable for Undo {
     fn encode(&self, out: &mut Vec<u8>) {
-        write_pairs(out, &self.spent);
-        write_pairs(out, &self.created);
+        write_pairs(out, self.spent.iter().map(|(a, b)| (a, b)));
+        write_pairs(out, self.created.iter().map(|(a, b)| (a, b)));
         camel_core::encode::write_vec(out, &self.jobs_created);
-        write_pairs(out, &self.jobs_updated);
+        write_pairs(out, self.jobs_updated.iter().map(|(a, b)| (a, b)));
     }
 }
 
@@ -380,10 +387,10 @@ struct CoinLayer {
 }
 
 impl CoinLayer {
-    fn new(block: BlockHash, changes: &BlockChanges) -> Self {
-        let mut coins = HashMap::with_capacity(changes.spent.len() + changes.created.len());
-        coins.extend(changes.spent.iter().map(|(op, _)| (*op, None)));
-        coins.extend(changes.created.iter().map(|(op, c)| (*op, Some(c.clone()))));
+    fn new(block: BlockHash, spent: Vec<(OutPoint, Coin)>, created: Vec<(OutPoint, Coin)>) -> Self {
+        let mut coins = HashMap::with_capacity(spent.len() + created.len());
+        coins.extend(spent.into_iter().map(|(op, _)| (op, None)));
+        coins.extend(created.into_iter().map(|(op, c)| (op, Some(c))));
         Self { block, coins }
     }
 }
@@ -729,7 +736,7 @@ impl Store {
         hash: &BlockHash,
         entry: &IndexEntry,
         block: &Block,
-        changes: &BlockChanges,
+        changes: BlockChanges,
         store_body: bool,
     ) -> Result<(), StoreError> {
         self.prepare_connect(hash, entry, block, changes, store_body)?
@@ -743,10 +750,9 @@ impl Store {
         hash: &BlockHash,
         entry: &IndexEntry,
         block: &Block,
-        changes: &BlockChanges,
+        changes: BlockChanges,
         store_body: bool,
     ) -> Result<PendingWrite<'_>, StoreError> {
-        let layer = CoinLayer::new(*hash, changes);
         let txn = self.begin_write()?;
         {
             if store_body {
@@ -762,7 +768,7 @@ impl Store {
             }
             txn.open_table(UNDO)?.insert(
                 hash.as_bytes().as_slice(),
-                encode_to_vec(&Undo::from_changes(changes)).as_slice(),
+                Undo::encode_changes(&changes).as_slice(),
             )?;
             txn.open_table(ACTIVE)?.insert(
                 height_key(entry.height).as_slice(),
@@ -776,7 +782,7 @@ impl Store {
         Ok(PendingWrite {
             txn,
             store: self,
-            layer,
+            layer: CoinLayer::new(*hash, changes.spent, changes.created),
         })
     }
 
@@ -1151,6 +1157,45 @@ impl JobView for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The undo record written from a block's changes is the `Undo` that decodes back to the
+    /// same lists.
+    #[test]
+    fn undo_written_from_changes_decodes_to_the_same_lists() {
+        use camel_core::Amount;
+        use camel_core::transaction::TxOut;
+        let op = |b: u8, vout: u32| OutPoint::new(Txid::from_byte_array([b; 32]), vout);
+        let coin = |v: u64, height: u32| Coin {
+            output: TxOut {
+                value: Amount::from_base(v).unwrap(),
+                script_pubkey: Script::new(vec![0x51, v as u8]),
+            },
+            height,
+            is_coinbase: height.is_multiple_of(2),
+        };
+        let job = |b: u8| JobId::from_byte_array([b; 32]);
+        let record = |h: u32| JobRecord::new(h, op(9, h));
+        let changes = BlockChanges {
+            spent: vec![(op(1, 0), coin(5, 3)), (op(2, 7), coin(6, 4))],
+            created: vec![(op(3, 1), coin(7, 10))],
+            jobs_created: vec![(job(4), record(10))],
+            jobs_updated: vec![
+                (job(5), record(2), record(3)),
+                (job(6), record(4), record(5)),
+            ],
+            fees: Amount::ZERO,
+        };
+        let bytes = Undo::encode_changes(&changes);
+        let undo: Undo = decode_from_slice(&bytes).unwrap();
+        assert_eq!(undo.spent, changes.spent);
+        assert_eq!(undo.created, changes.created);
+        assert_eq!(undo.jobs_created, vec![job(4)]);
+        assert_eq!(
+            undo.jobs_updated,
+            vec![(job(5), record(2)), (job(6), record(4))]
+        );
+        assert_eq!(encode_to_vec(&undo), bytes);
+    }
 
     /// The table's key is the outpoint's consensus encoding, which orders the UTXO-set hash.
     #[test]
