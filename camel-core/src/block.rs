@@ -701,9 +701,10 @@ pub(crate) mod tests {
             .0
         );
         assert!(target.is_met_by(&own.block_hash()));
-        // Bits that name no valid target leave the nonce alone.
+        // Bits that name no valid target (a negative one) leave the nonce alone.
+        assert!(Target::from_compact(0x0380_0001).is_err());
         let mut bad = Header {
-            bits: 0x0180_0000,
+            bits: 0x0380_0001,
             ..h
         };
         assert!(!bad.solve());
