@@ -15,7 +15,7 @@
 //!    or among outputs created earlier in the block and not yet spent
 //!    (`bad-txns-inputs-missingorspent`, which also covers double spends and spends of outputs
 //!    created later in the block), coinbase maturity, value in ≥ value out, then the job rules
-//!    ([`jobs::check_job_rules`]) against the job records as the block's earlier transactions
+//!    ([`rules::check_job_rules`]) against the job records as the block's earlier transactions
 //!    left them; its spent outputs are removed and its outputs added to the block's overlay,
 //!    and its fee is added to the block's (`bad-txns-accumulated-fee-outofrange` past the money
 //!    supply);
@@ -34,7 +34,7 @@ use crate::amount::Amount;
 use crate::block::{Block, Header};
 use crate::hash::{JobId, Txid};
 use crate::interpreter::{self, FraudProofOracle, ScriptError};
-use crate::jobs::{self, JobChange, JobError, JobOverlay, JobRecord, JobView};
+use crate::job::rules::{self, JobChange, JobError, JobOverlay, JobRecord, JobView};
 use crate::params::Params;
 use crate::sighash::SighashCache;
 use crate::transaction::{OutPoint, Transaction, TxOut};
@@ -135,7 +135,7 @@ pub enum TxError {
         lock_time: u32,
         height: u32,
     },
-    /// A job rule ([`jobs::check_job_rules`]).
+    /// A job rule ([`rules::check_job_rules`]).
     Job { txid: Txid, error: JobError },
     /// An input's script failed.
     Script {
@@ -417,7 +417,7 @@ fn inputs_in_context(
         value_in,
         value_out,
     })?;
-    let job_changes = jobs::check_job_rules_of(tx, txid, &spent, jobs, spend_height, params)
+    let job_changes = rules::check_job_rules_of(tx, txid, &spent, jobs, spend_height, params)
         .map_err(|error| TxError::Job { txid, error })?;
     Ok(CheckedInputs {
         spent,
@@ -645,7 +645,7 @@ fn validate_transaction<'a, V: UtxoView + ?Sized, J: JobView + ?Sized>(
     };
     if tx.is_coinbase() {
         // The coinbase spends nothing; its outputs still obey the job templates' rule 1.
-        let changes = jobs::check_job_rules_of(tx, txid, &[], &state.jobs, height, params)
+        let changes = rules::check_job_rules_of(tx, txid, &[], &state.jobs, height, params)
             .map_err(|error| fail(TxError::Job { txid, error }))?;
         state.record_jobs(&changes);
         state.create(tx, txid, height);

@@ -81,6 +81,15 @@ impl PrivateKey {
         PublicKey(self.0.public_key())
     }
 
+    /// The x-coordinate of the ECDH point `self · other`, unhashed (what NIP-44 derives its
+    /// conversation key from).
+    pub fn ecdh_x(&self, other: &PublicKey) -> [u8; 32] {
+        let point = secp256k1::ecdh::shared_secret_point(&other.0, &self.0);
+        let mut x = [0u8; 32];
+        x.copy_from_slice(point.get(..32).unwrap_or(&[0u8; 32]));
+        x
+    }
+
     /// Wallet Import Format for a compressed key: Base58Check(version ‖ key ‖ 0x01).
     pub fn to_wif(&self, version: u8) -> String {
         let mut payload = self.0.to_secret_bytes().to_vec();

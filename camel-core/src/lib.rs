@@ -16,7 +16,8 @@
 //! - [`params`]: network parameters (main, test, regtest) and their genesis blocks.
 //! - [`validation`]: context-free and contextual checks of transactions and blocks, with named rejection reasons.
 //! - [`utxo`]: coins, the `UtxoView` trait, UTXO-set entry encoding and the UTXO-set hash.
-//! - [`jobs`]: job records, the `JobView` trait and the consensus job rules (escrow, payment, stake, dispute).
+//! - [`job`]: the job protocol: parameters, commitments, NIP-44 envelopes, messages, verdicts,
+//!   fraud-proof evidence and its oracle, and (in [`job::rules`]) the consensus job rules.
 //! - [`contextual`]: checks against the chain and the UTXO set, and `connect_block`'s changeset.
 //! - [`rastic`]: RASTiC check plans, checkable sampling and verdicts.
 
@@ -41,7 +42,7 @@ pub mod contextual;
 pub mod encode;
 pub mod hash;
 pub mod interpreter;
-pub mod jobs;
+pub mod job;
 pub mod keys;
 pub mod merkle;
 pub mod params;

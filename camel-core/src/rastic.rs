@@ -232,6 +232,14 @@ impl Tolerance {
         cdf_epsilon_ppm: 150_000,
     };
 
+    /// The fraud-proof oracle's tolerance (`docs/protocol.md` §13.9): three times the default,
+    /// about five times the largest honest disagreement measured across kernels, so that no
+    /// position where two honest machines might disagree can ever slash.
+    pub const ORACLE: Self = Self {
+        logit_delta_milli: 1_500,
+        cdf_epsilon_ppm: 250_000,
+    };
+
     pub fn delta(&self) -> f64 {
         f64::from(self.logit_delta_milli) / 1000.0
     }

@@ -32,7 +32,7 @@ use camel_core::contextual::{TxScriptChecks, check_tx_inputs};
 use camel_core::encode::Encodable;
 use camel_core::hash::Txid;
 use camel_core::interpreter::FraudProofOracle;
-use camel_core::jobs::{JobRecord, JobView};
+use camel_core::job::rules::{JobRecord, JobView};
 use camel_core::templates;
 use camel_core::transaction::{OutPoint, Transaction, TxOut};
 use camel_core::utxo::{Coin, UtxoView};

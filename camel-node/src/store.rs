@@ -49,7 +49,7 @@ use camel_core::encode::{
     Decodable, DecodeError, Encodable, Reader, decode_from_slice, encode_to_vec, write_compact_size,
 };
 use camel_core::hash::{BlockHash, Hash256, JobId, Txid, sha256};
-use camel_core::jobs::{JobRecord, JobView};
+use camel_core::job::rules::{JobRecord, JobView};
 use camel_core::pow::Work;
 use camel_core::script::Script;
 use camel_core::transaction::OutPoint;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use camel_core::block::Block;
 use camel_core::encode::encode_to_vec;
 use camel_core::hash::{BlockHash, Hash256, JobId, to_hex};
-use camel_core::jobs::JobRecord;
+use camel_core::job::rules::JobRecord;
 use camel_core::transaction::OutPoint;
 use camel_core::utxo::{Coin, utxo_set_hash};
 use common::process::{NodeProcess, start};

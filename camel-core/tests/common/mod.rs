@@ -12,7 +12,7 @@ use camel_core::contextual::{
 };
 use camel_core::hash::{BlockHash, Hash256, JobId, Txid};
 use camel_core::interpreter::{FraudProofError, FraudProofOracle, NoFraudProofs};
-use camel_core::jobs::JobRecord;
+use camel_core::job::rules::JobRecord;
 use camel_core::keys::{PrivateKey, PublicKey};
 use camel_core::params::Params;
 use camel_core::script::Script;
