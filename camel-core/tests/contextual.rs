@@ -834,8 +834,20 @@ fn job_lifecycle_across_blocks() {
         "the claim's lock is not an acceptance"
     );
 
-    // 326: the client proves fraud: the claimed payment is still disputable (until 326
-    // inclusive), the acceptance stake no longer (its disputes closed at 325).
+    // The acceptance stake's own window closed at 325, but a claim of its job is disputable
+    // until 326 inclusive: the worker can neither reclaim it (the payment could still be
+    // claimed until 400) nor escape the slash.
+    let reclaim = signed_tx(
+        &[Spend::of(&accept, 0, Unlock::Reclaim(worker()))],
+        vec![out(units(199_990_000), p2pkh_of(&worker()))],
+        JobId::ZERO,
+        325,
+    );
+    fx.ctx.height = 325;
+    let early = fx.block(vec![reclaim]);
+    assert_eq!(reason(&fx.connect(&early)), "bad-job-reclaim-early");
+
+    // 326: the client proves fraud: both the claimed payment and the acceptance stake.
     let slash_payment = signed_tx(
         &[Spend::of(
             &claim,
@@ -856,29 +868,24 @@ fn job_lifecycle_across_blocks() {
         JobId::ZERO,
         0,
     );
-    fx.ctx.height = 326;
-    let late = fx.block(vec![slash_stake]);
+    // One block later, the claim's window is closed too: the slash is late.
+    fx.ctx.height = 327;
+    let late = fx.block(vec![slash_stake.clone()]);
     assert_eq!(reason(&fx.connect(&late)), "bad-job-dispute-late");
-    let c = connect(&mut fx, vec![slash_payment], 326);
+    let c = connect(&mut fx, vec![slash_payment, slash_stake], 326);
     assert_eq!(c.jobs_updated[0].2.disputed_height, Some(326));
 
-    // 325 would have been the worker's first chance to reclaim the acceptance stake.
-    let reclaim = signed_tx(
-        &[Spend::of(&accept, 0, Unlock::Reclaim(worker()))],
-        vec![out(units(199_990_000), p2pkh_of(&worker()))],
-        JobId::ZERO,
-        325,
-    );
-    connect(&mut fx, vec![reclaim], 327);
     let record = &fx.jobs[&job()];
     assert_eq!(
         (
             record.created_height,
             record.paid_height,
             record.claimed_height,
-            record.disputed_height
+            record.disputed_height,
+            record.claims_end,
+            record.claimable_until,
         ),
-        (300, Some(310), Some(312), Some(326))
+        (300, Some(310), Some(312), Some(326), Some(327), Some(400))
     );
 }
 

@@ -100,7 +100,9 @@ pub fn padded_len(len: usize) -> usize {
         return 32;
     }
     let prev = len.saturating_sub(1);
-    let next_power = 1usize.checked_shl(usize::BITS.saturating_sub(prev.leading_zeros())).unwrap_or(usize::MAX);
+    let next_power = 1usize
+        .checked_shl(usize::BITS.saturating_sub(prev.leading_zeros()))
+        .unwrap_or(usize::MAX);
     let chunk = if next_power <= 256 {
         32
     } else {

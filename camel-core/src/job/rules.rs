@@ -30,8 +30,15 @@
 //! 5. every stake output for `J` created at height `h` must have a window end of at least
 //!    `dispute_end(h) = max(h, C + D) + W` (`bad-job-stake-unlocked`): the worker can never
 //!    reclaim a stake while a fraud proof against it is still admissible;
+//!    A claim is valid only before the payment's timeout, `h < timeout_height`
+//!    (`bad-job-claim-late`), so that the last claim of a job has a known bound;
 //! 6. disputing: spending a stake of `J` created at height `s` through its first branch (the
-//!    fraud proof) is valid only at `h < dispute_end(s)` (`bad-job-dispute-late`).
+//!    fraud proof) is valid only at `h < max(dispute_end(s), claims_end)`
+//!    (`bad-job-dispute-late`), `claims_end` being the largest `dispute_end` of the job's
+//!    claims so far: every stake stays slashable for as long as any claim of its job is;
+//! 7. reclaiming: spending a stake of `J` through its second branch is valid only at
+//!    `h ≥ claims_end` and `h ≥ claimable_until`, the latest timeout of the job's payments
+//!    (`bad-job-reclaim-early`): a worker cannot take its stake back first and claim after.
 
 use core::fmt;
 use std::collections::HashMap;
@@ -68,6 +75,11 @@ pub struct JobRecord {
     pub claimed_height: Option<u32>,
     /// Height of the block holding the first spend of a stake through its fraud-proof branch.
     pub disputed_height: Option<u32>,
+    /// The latest `timeout_height` of the job's payment HTLCs: claims are possible until then.
+    pub claimable_until: Option<u32>,
+    /// The largest `dispute_end` of the job's claims: every stake of the job stays slashable
+    /// until then.
+    pub claims_end: Option<u32>,
 }
 
 impl JobRecord {
@@ -81,6 +93,8 @@ impl JobRecord {
             paid_height: None,
             claimed_height: None,
             disputed_height: None,
+            claimable_until: None,
+            claims_end: None,
         }
     }
 
@@ -96,6 +110,22 @@ impl JobRecord {
         stake_height
             .max(self.payment_minable_from(params))
             .saturating_add(params.dispute_window)
+    }
+
+    /// The first height at which a stake of this job created at `stake_height` can no longer be
+    /// slashed: its own `dispute_end`, extended to the job's last claim's.
+    pub fn slashable_until(&self, stake_height: u32, params: &Params) -> u32 {
+        self.dispute_end(stake_height, params)
+            .max(self.claims_end.unwrap_or(0))
+    }
+
+    /// The first height at which a stake of this job may be reclaimed, as far as the job rules
+    /// go (the stake's own window end still applies): after every claim's dispute window and
+    /// every payment's timeout.
+    pub fn reclaimable_from(&self) -> u32 {
+        self.claims_end
+            .unwrap_or(0)
+            .max(self.claimable_until.unwrap_or(0))
     }
 }
 
@@ -118,7 +148,8 @@ fn decode_opt<T: Decodable>(r: &mut Reader<'_>) -> Result<Option<T>, DecodeError
 }
 
 /// `created_height: u32 ‖ escrow ‖ opt stake ‖ CompactSize n ‖ n payments ‖ opt paid_height ‖
-/// opt claimed_height ‖ opt disputed_height`, an option being `0x00` or `0x01 ‖ value`.
+/// opt claimed_height ‖ opt disputed_height ‖ opt claimable_until ‖ opt claims_end`, an option
+/// being `0x00` or `0x01 ‖ value`.
 impl Encodable for JobRecord {
     fn encode(&self, out: &mut Vec<u8>) {
         self.created_height.encode(out);
@@ -128,11 +159,13 @@ impl Encodable for JobRecord {
         encode_opt(&self.paid_height, out);
         encode_opt(&self.claimed_height, out);
         encode_opt(&self.disputed_height, out);
+        encode_opt(&self.claimable_until, out);
+        encode_opt(&self.claims_end, out);
     }
 }
 
 impl Decodable for JobRecord {
-    const MIN_ENCODED_SIZE: usize = 4 + 36 + 1 + 1 + 1 + 1 + 1;
+    const MIN_ENCODED_SIZE: usize = 4 + 36 + 1 + 1 + 1 + 1 + 1 + 1 + 1;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             created_height: r.read_u32()?,
@@ -142,6 +175,8 @@ impl Decodable for JobRecord {
             paid_height: decode_opt(r)?,
             claimed_height: decode_opt(r)?,
             disputed_height: decode_opt(r)?,
+            claimable_until: decode_opt(r)?,
+            claims_end: decode_opt(r)?,
         })
     }
 }
@@ -233,6 +268,20 @@ pub enum JobError {
         height: u32,
         dispute_end: u32,
     },
+    /// A payment claimed at or after its timeout.
+    ClaimLate {
+        job_id: JobId,
+        input: usize,
+        height: u32,
+        timeout: u32,
+    },
+    /// A stake reclaimed while a claim of its job is still disputable or still possible.
+    ReclaimEarly {
+        job_id: JobId,
+        input: usize,
+        height: u32,
+        reclaimable_from: u32,
+    },
 }
 
 impl JobError {
@@ -249,6 +298,8 @@ impl JobError {
             Self::ClaimUnlocked { .. } => "bad-job-claim-unlocked",
             Self::StakeUnlocked { .. } => "bad-job-stake-unlocked",
             Self::DisputeLate { .. } => "bad-job-dispute-late",
+            Self::ClaimLate { .. } => "bad-job-claim-late",
+            Self::ReclaimEarly { .. } => "bad-job-reclaim-early",
         }
     }
 }
@@ -331,6 +382,24 @@ impl fmt::Display for JobError {
                 f,
                 "{r}: input {input} disputes job {job_id} at height {height}, disputes closed at {dispute_end}"
             ),
+            Self::ClaimLate {
+                job_id,
+                input,
+                height,
+                timeout,
+            } => write!(
+                f,
+                "{r}: input {input} claims a payment of job {job_id} at height {height}, timed out at {timeout}"
+            ),
+            Self::ReclaimEarly {
+                job_id,
+                input,
+                height,
+                reclaimable_from,
+            } => write!(
+                f,
+                "{r}: input {input} reclaims a stake of job {job_id} at height {height}, reclaimable from {reclaimable_from}"
+            ),
         }
     }
 }
@@ -361,15 +430,21 @@ enum JobSpend {
         job_id: JobId,
         worker: PublicKey,
         client: PublicKey,
+        timeout: u32,
     },
     /// A stake spent through its fraud-proof branch.
     Slash(JobId),
+    /// A stake spent through its reclaim branch.
+    Reclaim(JobId),
 }
 
 fn classify_spend(script_sig: &Script, coin: &Coin) -> Option<JobSpend> {
     let template = classify_job(&coin.output.script_pubkey)?;
     if !selects_first_branch(script_sig)? {
-        return None;
+        return match template {
+            Template::Stake(s) => Some(JobSpend::Reclaim(s.job_id)),
+            _ => None,
+        };
     }
     match template {
         Template::Escrow(e) => Some(JobSpend::Pay(e.job_id)),
@@ -377,6 +452,7 @@ fn classify_spend(script_sig: &Script, coin: &Coin) -> Option<JobSpend> {
             job_id: p.job_id,
             worker: p.worker,
             client: p.client,
+            timeout: p.timeout_height,
         }),
         Template::Stake(s) => Some(JobSpend::Slash(s.job_id)),
         _ => None,
@@ -559,6 +635,7 @@ pub(crate) fn check_job_rules_of(
                 job_id,
                 worker,
                 client,
+                timeout,
             }) => {
                 record_of(&mut changes, job_id)?;
                 if job_id != tx_job {
@@ -566,6 +643,14 @@ pub(crate) fn check_job_rules_of(
                         input,
                         payment_job: job_id,
                         tx_job,
+                    });
+                }
+                if height >= timeout {
+                    return Err(JobError::ClaimLate {
+                        job_id,
+                        input,
+                        height,
+                        timeout,
                     });
                 }
                 match claims
@@ -580,7 +665,7 @@ pub(crate) fn check_job_rules_of(
             }
             Some(JobSpend::Slash(job_id)) => {
                 let record = record_of(&mut changes, job_id)?;
-                let dispute_end = record.dispute_end(coin.height, params);
+                let dispute_end = record.slashable_until(coin.height, params);
                 if height >= dispute_end {
                     return Err(JobError::DisputeLate {
                         job_id,
@@ -590,6 +675,20 @@ pub(crate) fn check_job_rules_of(
                     });
                 }
                 disputed.push(job_id);
+            }
+            Some(JobSpend::Reclaim(job_id)) => {
+                // A stake of a job never created cannot exist (rule 1 and 2), but a view that
+                // lost the record must not turn a reclaim into a panic or a pass.
+                let record = record_of(&mut changes, job_id)?;
+                let reclaimable_from = record.reclaimable_from();
+                if height < reclaimable_from {
+                    return Err(JobError::ReclaimEarly {
+                        job_id,
+                        input,
+                        height,
+                        reclaimable_from,
+                    });
+                }
             }
         }
     }
@@ -655,12 +754,21 @@ pub(crate) fn check_job_rules_of(
             }
             record.paid_height.get_or_insert(height);
         }
+        // Any payment HTLC of the job can be claimed until its timeout (rule 7 counts them
+        // all, paid out of the escrow or not).
+        for t in &templates {
+            if let Some(Template::Payment(p)) = t {
+                let until = record.claimable_until.unwrap_or(0).max(p.timeout_height);
+                record.claimable_until = Some(until);
+            }
+        }
         if claims.is_empty() {
             if let (None, Some((i, _))) = (record.stake, stakes.first()) {
                 record.stake = Some(OutPoint::new(txid, vout(*i)));
             }
         } else {
             record.claimed_height.get_or_insert(height);
+            record.claims_end = Some(record.claims_end.unwrap_or(0).max(lock_until));
         }
     }
     for job_id in disputed {
@@ -789,8 +897,10 @@ mod tests {
             proptest::option::of(any::<u32>()),
             proptest::option::of(any::<u32>()),
             proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
         )
-            .prop_map(|(c, escrow, stake, payments, p, cl, d)| JobRecord {
+            .prop_map(|(c, escrow, stake, payments, p, cl, d, cu, ce)| JobRecord {
                 created_height: c,
                 escrow,
                 stake,
@@ -798,6 +908,8 @@ mod tests {
                 paid_height: p,
                 claimed_height: cl,
                 disputed_height: d,
+                claimable_until: cu,
+                claims_end: ce,
             })
     }
 
@@ -827,12 +939,13 @@ mod tests {
     fn record_encoding_is_fixed() {
         let mut r = JobRecord::new(5, OutPoint::new(Txid::from_byte_array([3; 32]), 1));
         let bytes = encode_to_vec(&r);
-        assert_eq!(bytes.len(), 4 + 36 + 1 + 1 + 3);
+        assert_eq!(bytes.len(), 4 + 36 + 1 + 1 + 5);
         assert_eq!(&bytes[..4], &[5, 0, 0, 0]);
-        assert_eq!(&bytes[40..], &[0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[40..], &[0, 0, 0, 0, 0, 0, 0]);
         r.paid_height = Some(9);
+        r.claims_end = Some(7);
         let bytes = encode_to_vec(&r);
-        assert_eq!(&bytes[42..], &[1, 9, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[42..], &[1, 9, 0, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0]);
         let mut bad = bytes.clone();
         bad[40] = 2;
         assert_eq!(
@@ -996,7 +1109,10 @@ mod tests {
         assert_eq!(check_job_rules(&refund, &spent, &jobs, 101, &p), Ok(vec![]));
         // A payment HTLC funded from elsewhere is fine, but only for the transaction's job.
         let direct = tx(j, vec![], vec![out(50, payment(j))]);
-        assert_eq!(check_job_rules(&direct, &[], &jobs, 105, &p), Ok(vec![]));
+        // It counts towards the job's claimable period all the same (rule 7).
+        let changes = check_job_rules(&direct, &[], &jobs, 105, &p).unwrap();
+        assert_eq!(changes[0].after.claimable_until, Some(600));
+        assert_eq!(changes[0].after.paid_height, None);
         let foreign = tx(j, vec![], vec![out(50, payment(job(2)))]);
         assert_eq!(
             check_job_rules(&foreign, &[], &jobs, 110, &p),
@@ -1139,7 +1255,7 @@ mod tests {
             reason(check_job_rules(&slash, &claimed, &jobs, 128, &p)),
             "bad-job-dispute-late"
         );
-        // The worker's reclaim branch is the script's business.
+        // With no claim and no payment, the reclaim branch's timing is the script's business.
         let reclaim = tx(
             JobId::ZERO,
             vec![(1, second())],
@@ -1153,6 +1269,111 @@ mod tests {
         assert_eq!(
             reason(check_job_rules(&slash, &unknown, &jobs, 110, &p)),
             "bad-job-unknown"
+        );
+    }
+
+    /// Hole 1: an acceptance stake whose own window has closed stays slashable while a later
+    /// claim of its job is, and cannot be reclaimed before the job's claims are settled.
+    #[test]
+    fn stakes_stay_slashable_as_long_as_any_claim() {
+        let p = params();
+        let j = job(1);
+        let w = key(2);
+        let c = key(1);
+        let mut record = JobRecord::new(100, OutPoint::NULL);
+        // The acceptance stake, mined at 104, is disputable until 124 on its own.
+        let acceptance = [coin(stake(j, 125), 9, 104)];
+        // The client pays at 110 with a timeout at 600.
+        let pay = tx(j, vec![(1, first())], vec![out(50, payment(j))]);
+        let escrow_coin = [coin(escrow(j), 50, 100)];
+        let changes =
+            check_job_rules(&pay, &escrow_coin, &jobs_with(j, record.clone()), 110, &p).unwrap();
+        record = changes[0].after.clone();
+        assert_eq!(record.claimable_until, Some(600));
+        // The worker may not take its stake back while the payment can still be claimed.
+        let reclaim = tx(
+            JobId::ZERO,
+            vec![(1, second())],
+            vec![out(9, p2pkh(&[0; 20]))],
+        );
+        assert_eq!(
+            check_job_rules(
+                &reclaim,
+                &acceptance,
+                &jobs_with(j, record.clone()),
+                130,
+                &p
+            ),
+            Err(JobError::ReclaimEarly {
+                job_id: j,
+                input: 0,
+                height: 130,
+                reclaimable_from: 600
+            })
+        );
+        // It claims at 300, past the acceptance stake's own window: the claim locks until 315.
+        let claim = tx(
+            j,
+            vec![(1, first())],
+            vec![out(
+                50,
+                crate::templates::Stake {
+                    job_id: j,
+                    worker: w,
+                    client: c,
+                    window_end_height: 315,
+                }
+                .script_pubkey(),
+            )],
+        );
+        let payment_coin = [coin(payment(j), 50, 110)];
+        let changes = check_job_rules(
+            &claim,
+            &payment_coin,
+            &jobs_with(j, record.clone()),
+            300,
+            &p,
+        )
+        .unwrap();
+        record = changes[0].after.clone();
+        assert_eq!(record.claims_end, Some(315));
+        // The acceptance stake is slashable again until the claim's window closes.
+        let slash = tx(
+            JobId::ZERO,
+            vec![(1, first())],
+            vec![out(9, p2pkh(&[0; 20]))],
+        );
+        let jobs = jobs_with(j, record.clone());
+        assert!(check_job_rules(&slash, &acceptance, &jobs, 314, &p).is_ok());
+        assert_eq!(
+            reason(check_job_rules(&slash, &acceptance, &jobs, 315, &p)),
+            "bad-job-dispute-late"
+        );
+        // Reclaims wait for the claim's window and the payment's timeout.
+        assert_eq!(
+            reason(check_job_rules(&reclaim, &acceptance, &jobs, 400, &p)),
+            "bad-job-reclaim-early"
+        );
+        assert_eq!(
+            check_job_rules(&reclaim, &acceptance, &jobs, 600, &p),
+            Ok(vec![])
+        );
+        // A claim at or after the payment's timeout is refused: the client may be refunding.
+        let jobs = jobs_with(
+            j,
+            JobRecord {
+                claimable_until: Some(600),
+                ..JobRecord::new(100, OutPoint::NULL)
+            },
+        );
+        assert_eq!(
+            check_job_rules(&claim, &payment_coin, &jobs, 600, &p),
+            Err(JobError::ClaimLate {
+                job_id: j,
+                input: 0,
+                height: 600,
+                timeout: 600
+            })
         );
     }
 
