@@ -298,6 +298,28 @@ impl Mempool {
                 format!("{txid} is already in the chain"),
             ));
         }
+        // A claim reveals the delivery key. While the payment it spends is unconfirmed, the
+        // client could read the key from the pool and replace its payment (full RBF): refuse
+        // such claims, so that no node relays a key before the payment is mined
+        // (docs/protocol.md §13.7, claim depth).
+        for (i, input) in tx.inputs.iter().enumerate() {
+            let parent_out = self
+                .entries
+                .get(&input.prev_out.txid)
+                .and_then(|e| e.tx.outputs.get(input.prev_out.vout as usize));
+            if let Some(out) = parent_out
+                && matches!(
+                    templates::classify_job(&out.script_pubkey),
+                    Some(templates::Template::Payment(_))
+                )
+                && camel_core::job::rules::selects_first_branch(&input.script_sig) == Some(true)
+            {
+                return Err(MempoolError::rejected(
+                    "claim-unconfirmed-payment",
+                    format!("input {i} claims a payment that is not mined yet; claim once it is confirmed"),
+                ));
+            }
+        }
         // Conflicts: pool transactions spending the same outpoints.
         let direct: HashSet<Txid> = tx
             .inputs

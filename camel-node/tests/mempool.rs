@@ -298,3 +298,137 @@ fn a_refused_replacement_leaves_the_pool_as_it_was() {
     assert!(pool.get(&a).is_some() && pool.get(&b).is_some());
     assert_eq!(pool.len(), 2);
 }
+
+/// Hole 2: with full replace-by-fee, a client that saw the delivery key in a claim of its
+/// unconfirmed payment could replace the payment by one to itself. No node takes such a claim
+/// into its pool; once the payment is mined, the claim goes through and the client can no
+/// longer replace the payment.
+#[test]
+fn a_claim_waits_for_its_payment_to_be_mined() {
+    use camel_core::hash::JobId;
+    use camel_core::sighash::SighashCache;
+    use camel_core::templates::{Escrow, Payment, Stake, input_signature};
+    use camel_core::transaction::{SEQUENCE_FINAL, TxIn};
+
+    let d = TempDir::new("mp-claim-race");
+    let (node, coins) = funded(&d, Policy::default(), 2);
+    let client = key(1);
+    let worker = key(5);
+    let job = JobId::hash(b"a raced job");
+    let delivery_key = [42u8; 32];
+    let escrow = Escrow {
+        job_id: job,
+        client: client.public_key(),
+        refund_height: 10_000,
+    };
+    let job_tx = spend_for_job(
+        &client,
+        &[coins[0].clone()],
+        vec![TxOut {
+            value: amount(coins[0].1.value.to_base() - 10_000),
+            script_pubkey: escrow.script_pubkey(),
+        }],
+        job,
+    );
+    node.submit_tx(job_tx.clone()).unwrap();
+    node.generate(1 + node.params().job_payment_delay, &script_of(&key(9)), 1)
+        .unwrap();
+    let escrow_coin = coins_of(&job_tx)[0].clone();
+    // A payment of the escrow to an HTLC on `key_hash`, paying `fee`.
+    let pay_to = |key_hash: [u8; 32], fee: u64| {
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: escrow_coin.0,
+                script_sig: Script::new(vec![]),
+                sequence: SEQUENCE_FINAL,
+            }],
+            outputs: vec![TxOut {
+                value: amount(escrow_coin.1.value.to_base() - fee),
+                script_pubkey: Payment {
+                    job_id: job,
+                    key_hash,
+                    worker: worker.public_key(),
+                    client: client.public_key(),
+                    timeout_height: 20_000,
+                }
+                .script_pubkey(),
+            }],
+            lock_time: 0,
+            job_id: job,
+        };
+        let sig = input_signature(&client, &SighashCache::new(&tx), 0, &escrow_coin.1).unwrap();
+        tx.inputs[0].script_sig = Escrow::pay_script_sig(&sig).unwrap();
+        tx
+    };
+    // The worker's claim of `payment`: the key, the claimed value re-staked, a fee coin.
+    let fee_coin = coins[1].clone();
+    let claim_of = |payment: &Transaction| {
+        let paid = coins_of(payment)[0].clone();
+        let lock_until = node.chain().height() + 1 + node.params().dispute_window;
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![
+                TxIn {
+                    prev_out: paid.0,
+                    script_sig: Script::new(vec![]),
+                    sequence: SEQUENCE_FINAL,
+                },
+                TxIn {
+                    prev_out: fee_coin.0,
+                    script_sig: Script::new(vec![]),
+                    sequence: SEQUENCE_FINAL,
+                },
+            ],
+            outputs: vec![
+                TxOut {
+                    value: paid.1.value,
+                    script_pubkey: Stake {
+                        job_id: job,
+                        worker: worker.public_key(),
+                        client: client.public_key(),
+                        window_end_height: lock_until + 5,
+                    }
+                    .script_pubkey(),
+                },
+                TxOut {
+                    value: amount(fee_coin.1.value.to_base() - 20_000),
+                    script_pubkey: script_of(&key(1)),
+                },
+            ],
+            lock_time: 0,
+            job_id: job,
+        };
+        let cache = SighashCache::new(&tx);
+        let wsig = input_signature(&worker, &cache, 0, &paid.1).unwrap();
+        let csig = input_signature(&key(1), &cache, 1, &fee_coin.1).unwrap();
+        tx.inputs[0].script_sig = Payment::claim_script_sig(&wsig, &delivery_key).unwrap();
+        tx.inputs[1].script_sig =
+            camel_core::templates::p2pkh_script_sig(&csig, &key(1).public_key()).unwrap();
+        tx
+    };
+
+    let honest = pay_to(Payment::key_hash_of(&delivery_key), 10_000);
+    node.submit_tx(honest.clone()).unwrap();
+    // The claim would reveal the key while the payment can still be replaced: refused.
+    assert_eq!(
+        reason(node.submit_tx(claim_of(&honest)).unwrap_err()),
+        "claim-unconfirmed-payment"
+    );
+    // The race it prevents: the unconfirmed payment can be replaced by one to a key of the
+    // client's own.
+    let theft = pay_to([0xEE; 32], 20_000);
+    node.submit_tx(theft.clone()).unwrap();
+    assert!(node.mempool().get(&honest.txid()).is_none());
+    // The client pays honestly after all (a higher fee again), and the payment is mined.
+    let honest = pay_to(Payment::key_hash_of(&delivery_key), 30_000);
+    node.submit_tx(honest.clone()).unwrap();
+    let h = node.generate(1, &script_of(&key(9)), 1).unwrap()[0];
+    assert!(block(&node, &h).txdata.contains(&honest));
+    // Now the payment cannot be replaced, and the claim is taken.
+    assert!(node.submit_tx(pay_to([0xEE; 32], 90_000)).is_err());
+    let claim = claim_of(&honest);
+    node.submit_tx(claim.clone()).unwrap();
+    let h = node.generate(1, &script_of(&key(9)), 1).unwrap()[0];
+    assert!(block(&node, &h).txdata.contains(&claim));
+}
