@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::chain::{Accepted, ChainError};
+use crate::jobpool::{JobPool, JobView, PoolError};
 use crate::mempool::MempoolError;
 use crate::node::{Announcement, INDEX_WAIT, Node, NodeError};
 use crate::store::{IndexEntry, StoreError};
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub mine_threads: usize,
     /// The peer-to-peer network, when the node runs one.
     pub network: Option<camel_p2p::NetworkHandle>,
+    /// The job pool, when the node runs the job protocol.
+    pub jobs: Option<Arc<JobPool>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -162,6 +165,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/block", post(post_block))
         .route("/generate", post(generate))
         .route("/shutdown", post(shutdown))
+        .route("/jobs", get(jobs))
+        .route("/job/{id}", get(job))
+        .route("/job/message", post(post_job_message))
+        .route("/models", get(models))
+        .route("/verify", post(post_verify))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/api.md") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -572,4 +580,195 @@ async fn shutdown(State(s): State<ApiState>, headers: HeaderMap) -> ApiResult {
     check_auth(&s, &headers)?;
     let _ = s.shutdown.send(true);
     Ok(axum::Json(json!({"shutting_down": true})))
+}
+
+fn pool(s: &ApiState) -> Result<Arc<JobPool>, ApiError> {
+    s.jobs.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-job-pool",
+            "this node does not run the job protocol",
+        )
+    })
+}
+
+fn job_summary(v: &JobView) -> Value {
+    let p = &v.job.offer.params;
+    json!({
+        "job_id": p.job_id().to_string(),
+        "state": v.state.as_str(),
+        "model": p.model.to_string(),
+        "reward": p.reward.to_base(),
+        "max_tokens": p.max_tokens,
+        "timelock": p.timelock,
+        "client": to_hex(&p.client.to_bytes()),
+        "assigned": v.job.assign.as_ref().map(|a| to_hex(&a.worker.to_bytes())),
+        "bids": v.job.bids.len(),
+    })
+}
+
+fn job_detail(v: &JobView) -> Value {
+    use camel_core::job::message::JobMessage;
+    let mut out = job_summary(v);
+    let j = &v.job;
+    let msg = |m: JobMessage| to_hex(&m.to_bytes());
+    let record = v.record.as_ref().map(|r| {
+        json!({
+            "created_height": r.created_height,
+            "stake": r.stake.map(|o| format!("{}:{}", o.txid, o.vout)),
+            "payments": r.payments.iter().map(|o| format!("{}:{}", o.txid, o.vout)).collect::<Vec<_>>(),
+            "paid_height": r.paid_height,
+            "claimed_height": r.claimed_height,
+            "disputed_height": r.disputed_height,
+            "claimable_until": r.claimable_until,
+            "claims_end": r.claims_end,
+        })
+    });
+    out["tip"] = json!(v.tip);
+    out["escrow"] = json!(format!("{}:{}", j.escrow.txid, j.escrow.vout));
+    out["record"] = json!(record);
+    out["revealed_key"] = json!(v.revealed_key.map(|k| to_hex(&k)));
+    out["commitment"] = json!(j.commit.as_ref().map(|c| json!({
+        "worker": to_hex(&c.commitment.worker.to_bytes()),
+        "stake": format!("{}:{}", c.commitment.stake.txid, c.commitment.stake.vout),
+        "output_len": c.commitment.output_len,
+        "id": c.commitment.id().to_string(),
+    })));
+    out["messages"] = json!({
+        "offer": msg(JobMessage::Offer(j.offer.clone())),
+        "bids": j.bids.iter().map(|b| msg(JobMessage::Bid(b.clone()))).collect::<Vec<_>>(),
+        "assign": j.assign.as_ref().map(|a| msg(JobMessage::Assign(a.clone()))),
+        "commit": j.commit.as_ref().map(|c| msg(JobMessage::Commit(c.clone()))),
+        "releases": j.releases.iter().map(|r| msg(JobMessage::Release(r.clone()))).collect::<Vec<_>>(),
+    });
+    out
+}
+
+async fn jobs(State(s): State<ApiState>) -> ApiResult {
+    let pool = pool(&s)?;
+    blocking(move || {
+        let views = pool.views();
+        let list: Vec<Value> = views.iter().map(job_summary).collect();
+        Ok(axum::Json(json!({"count": list.len(), "jobs": list})))
+    })
+    .await
+}
+
+async fn job(State(s): State<ApiState>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id.map_err(path_error)?;
+    let pool = pool(&s)?;
+    let id: camel_core::JobId = id
+        .parse()
+        .map_err(|_| ApiError::bad("bad-job-id", "a job id is 64 hex digits"))?;
+    blocking(move || match pool.view(&id) {
+        Some(v) => Ok(axum::Json(job_detail(&v))),
+        None => Err(ApiError::not_found(format!("job {id} is not in the pool"))),
+    })
+    .await
+}
+
+async fn post_job_message(
+    State(s): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(body_error)?;
+    let pool = pool(&s)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad("bad-body", "the body is hex text"))?;
+    let bytes = from_hex(text.trim())
+        .map_err(|e| ApiError::bad("bad-hex", format!("the job message is not hex: {e}")))?;
+    let msg = camel_core::job::message::JobMessage::from_bytes(&bytes)
+        .map_err(|e| ApiError::bad("bad-job-message", e))?;
+    match pool.publish(&msg).await {
+        Ok(()) => Ok(axum::Json(json!({
+            "accepted": true,
+            "job_id": msg.job_id().map(|j| j.to_string()),
+        }))),
+        Err(PoolError::Invalid(why)) => Err(ApiError::bad("bad-job-message", why)),
+        Err(PoolError::Ignored(why)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job-message-not-taken",
+            why,
+        )),
+    }
+}
+
+async fn models(State(s): State<ApiState>) -> ApiResult {
+    let pool = pool(&s)?;
+    let list: Vec<Value> = pool
+        .announcements()
+        .iter()
+        .map(|a| {
+            json!({
+                "worker": to_hex(&a.worker.to_bytes()),
+                "peer": String::from_utf8_lossy(&a.peer),
+                "verifier": a.verifier,
+                "time": a.time,
+                "models": a.models.iter().map(|m| json!({
+                    "model": m.model.to_string(),
+                    "name": m.name,
+                    "price_per_token": m.price_per_token,
+                    "max_tokens": m.max_tokens,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"workers": list})))
+}
+
+/// `{"peer": "<peer id>" | null, "payload": "<hex verify request>"}`: the request goes to the
+/// peer (or, with no peer, to this node's own verifier); the verdict comes back as hex.
+async fn post_verify(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    #[derive(Deserialize)]
+    struct VerifyBody {
+        peer: Option<String>,
+        payload: String,
+    }
+    let body = body.map_err(body_error)?;
+    let req: VerifyBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad-json",
+            format!("expected {{\"peer\", \"payload\"}}: {e}"),
+        )
+    })?;
+    let payload = from_hex(req.payload.trim())
+        .map_err(|e| ApiError::bad("bad-hex", format!("the payload is not hex: {e}")))?;
+    let pool = pool(&s)?;
+    let local = match (&req.peer, &s.network) {
+        (None, _) => true,
+        (Some(p), Some(n)) => *p == n.peer_id().to_string(),
+        (Some(_), None) => true,
+    };
+    let verdict = if local {
+        let Some(v) = pool.verifier() else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-verifier",
+                "this node verifies nothing; name a peer that does",
+            ));
+        };
+        blocking(move || {
+            v.verify(&payload)
+                .map_err(|e| ApiError::bad("verify-refused", e))
+        })
+        .await?
+    } else {
+        let peer: camel_p2p::PeerId = req
+            .peer
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| ApiError::bad("bad-peer", "not a peer id"))?;
+        let Some(n) = &s.network else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "network-down",
+                "no network",
+            ));
+        };
+        n.request_verify(peer, payload)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "verify-failed", e))?
+    };
+    Ok(axum::Json(json!({"verdict": to_hex(&verdict)})))
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use camel_core::interpreter::{FraudProofOracle, FraudProofsUnavailable};
 use camel_core::params::{Network, Params};
-use camel_p2p::{KeySource, Multiaddr, NetworkHandle, NoJobs};
+use camel_p2p::{KeySource, Multiaddr, NetworkHandle};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{ApiState, router};
 use crate::datadir::{DataDir, DataDirError, default_data_dir};
+use crate::jobpool::JobPool;
 use crate::net::{NodeChain, sync_config};
 use crate::node::{Announcement, Node, NodeConfig, NodeError};
 
@@ -106,8 +107,16 @@ pub fn network_config(
     c.listen = p2p.listen.clone();
     c.bootstrap = p2p.bootstrap.clone();
     c.sync = sync_config();
+    // A verification request runs a model over a whole output: give it time.
+    c.wire.request_timeout = std::time::Duration::from_secs(120);
     c
 }
+
+/// What a process embedding the node runs beside it (the worker's executor): started with the
+/// job pool once the node and its network are up, awaited at shutdown after the shutdown
+/// signal, before the network stops, so it can finish or release its jobs.
+pub type Extension =
+    Box<dyn FnOnce(Arc<JobPool>, watch::Receiver<bool>) -> tokio::task::JoinHandle<()> + Send>;
 
 /// Gossips what the node announces until the node stops announcing or shutdown.
 async fn announce(
@@ -140,11 +149,12 @@ async fn start_network(
     node: &Arc<Node>,
     dir: &DataDir,
     p2p: &P2pConfig,
+    jobs: Arc<JobPool>,
 ) -> Result<camel_p2p::Network, DaemonError> {
     let network = camel_p2p::Network::start(
         network_config(node.params(), dir.path(), p2p),
         Arc::new(NodeChain::new(node.clone())),
-        Arc::new(NoJobs),
+        jobs,
     )
     .await?;
     let addrs = network.handle().listen_addrs();
@@ -173,6 +183,16 @@ pub async fn run(
 pub async fn run_with_oracle(
     config: DaemonConfig,
     oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+    external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    run_full(config, oracle, None, external_shutdown).await
+}
+
+/// [`run_with_oracle`] with an [`Extension`] running beside the node.
+pub async fn run_full(
+    config: DaemonConfig,
+    oracle: Arc<dyn FraudProofOracle + Send + Sync>,
+    extension: Option<Extension>,
     external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     // Take over SIGINT and SIGTERM before anything can observe the node running.
@@ -218,10 +238,14 @@ pub async fn run_with_oracle(
             source,
         })?;
     let bound = listener.local_addr()?;
+    let jobs = Arc::new(JobPool::new(node.clone()));
     let network = match &config.p2p {
-        Some(p2p) => Some(start_network(&node, &dir, p2p).await?),
+        Some(p2p) => Some(start_network(&node, &dir, p2p, jobs.clone()).await?),
         None => None,
     };
+    if let Some(n) = &network {
+        jobs.set_network(n.handle());
+    }
     if let Err(e) = std::fs::write(dir.path().join(API_ADDR_FILE), bound.to_string()) {
         if let Some(n) = network {
             n.shutdown().await;
@@ -238,6 +262,7 @@ pub async fn run_with_oracle(
         shutdown: shutdown_tx.clone(),
         mine_threads: config.mine_threads.max(1),
         network: network.as_ref().map(|n| n.handle()),
+        jobs: Some(jobs.clone()),
     };
     let announcer = network.as_ref().map(|n| {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -278,6 +303,23 @@ pub async fn run_with_oracle(
         })
     };
 
+    // Job states follow the tip: mark final jobs, prune old ones.
+    let maintainer = {
+        let jobs = jobs.clone();
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = rx.wait_for(|s| *s) => break,
+                }
+                let jobs = jobs.clone();
+                let _ = tokio::task::spawn_blocking(move || jobs.maintain()).await;
+            }
+        })
+    };
+    let extension = extension.map(|start| start(jobs.clone(), shutdown_rx.clone()));
+
     tokio::select! {
         _ = signals.recv() => tracing::info!("signal received, shutting down"),
         _ = external_shutdown => tracing::info!("shutting down"),
@@ -291,6 +333,11 @@ pub async fn run_with_oracle(
         Err(e) => tracing::error!("api server task: {e}"),
     }
     let _ = refresher.await;
+    let _ = maintainer.await;
+    if let Some(e) = extension {
+        let _ = e.await;
+    }
+    drop(jobs);
     if let Some(m) = miner {
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
     }

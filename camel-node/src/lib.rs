@@ -11,6 +11,8 @@
 //! - [`mempool`]: relay policy, replacement, eviction, block templates.
 //! - [`miner`]: SHA-256d midstate mining over nonce and extranonce.
 //! - [`node`]: chain and mempool behind one shared handle, and the indexer thread.
+//! - [`jobpool`]: the off-chain job pool: job messages checked, stored and derived into states;
+//!   the node's `JobHandler`.
 //! - [`net`]: the node behind camel-p2p's `ChainAccess`, for the peer-to-peer network.
 //! - [`api`]: the JSON HTTP API (`docs/api.md`).
 //! - [`daemon`]: the node process: start, serve, mine, shut down cleanly.
@@ -21,6 +23,7 @@ pub mod chain;
 pub mod cli;
 pub mod daemon;
 pub mod datadir;
+pub mod jobpool;
 pub mod mempool;
 pub mod miner;
 pub mod net;

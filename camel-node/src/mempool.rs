@@ -316,7 +316,9 @@ impl Mempool {
             {
                 return Err(MempoolError::rejected(
                     "claim-unconfirmed-payment",
-                    format!("input {i} claims a payment that is not mined yet; claim once it is confirmed"),
+                    format!(
+                        "input {i} claims a payment that is not mined yet; claim once it is confirmed"
+                    ),
                 ));
             }
         }

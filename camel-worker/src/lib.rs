@@ -6,6 +6,9 @@
 //!   batched teacher-forced forward passes.
 //! - [`verify`]: the RASTiC verifier (plan and verdict from `camel_core::rastic`, logits from
 //!   the engine), one or many jobs per pass.
+//! - [`judge`]: the model's side of the job protocol: prompt tokens, the fraud-proof judge,
+//!   the verification service.
+//! - [`executor`]: the worker's job executor inside `camel-worker node`.
 //! - [`calibrate`]: honest outputs checked in other configurations, to choose δ and ε.
 //! - [`bench`]: generation and verification timings against bare llama.cpp loops.
 //! - [`report`]: the JSON shapes the command line prints.
@@ -14,7 +17,9 @@
 pub mod bench;
 pub mod calibrate;
 pub mod engine;
+pub mod executor;
 pub mod ffi;
+pub mod judge;
 pub mod model;
 pub mod report;
 pub mod verify;

@@ -419,15 +419,130 @@ fn bench_cmd(a: &BenchArgs) -> anyhow::Result<ExitCode> {
 struct NodeCmd {
     #[command(flatten)]
     node: camel_node::cli::NodeArgs,
+    /// Run a plain full node: no model, no jobs, no verification (fraud proofs it cannot
+    /// judge do not stop it following the most-work chain).
+    #[arg(long, conflicts_with_all = ["model", "cheat"])]
+    no_model: bool,
+    /// GGUF model file to serve (default: the bundled model in $CAMEL_MODEL_DIR).
+    #[arg(long, env = "CAMEL_MODEL")]
+    model: Option<PathBuf>,
+    /// CPU threads for inference and verification.
+    #[arg(long, default_value_t = EngineConfig::default().threads)]
+    threads: u32,
+    /// Least reward per maximum output token the worker takes a job for, base units.
+    #[arg(long, default_value_t = 100)]
+    min_price_per_token: u64,
+    /// Jobs the worker takes at once.
+    #[arg(long, default_value_t = 4)]
+    max_jobs: usize,
+    /// Stake the worker puts up per job, base units (the job's minimum if higher).
+    #[arg(long, default_value_t = 100_000)]
+    stake: u64,
+    /// Most output tokens it takes a job for.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Fee of each transaction the worker makes, base units.
+    #[arg(long, default_value_t = 2_000)]
+    fee: u64,
+    /// Misbehave on purpose (test networks only): substitute a token, deliver garbage, or
+    /// never reveal the key.
+    #[arg(long, value_enum)]
+    cheat: Option<camel_worker::executor::Cheat>,
 }
 
-/// The node runs until SIGINT/SIGTERM or an authorised `POST /shutdown`. Fraud proofs are
-/// judged by nodes that can run the model; until the job protocol's evidence format lands,
-/// this node follows the most-work chain on them (`FraudProofsUnavailable`).
+/// The node runs until SIGINT/SIGTERM or an authorised `POST /shutdown`. With a model it
+/// judges fraud proofs, answers verification requests and takes jobs.
 fn node_cmd(a: &NodeCmd) -> anyhow::Result<ExitCode> {
+    use camel_core::job::evidence::JobOracle;
+    use camel_worker::executor::{Executor, ExecutorConfig, load_or_create_key};
+    use camel_worker::judge::{EngineJudge, SharedEngine, Verifier, canonical_config};
+    use std::sync::Arc;
+
     let config = a.node.clone().into_config();
+    if a.cheat.is_some() && config.network != camel_core::params::Network::Regtest {
+        bail!("--cheat is for regtest networks only");
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(camel_node::daemon::run(config, std::future::pending()))?;
+    if a.no_model {
+        runtime.block_on(camel_node::daemon::run(config, std::future::pending()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = a.model.clone().unwrap_or_else(model::bundled_model_path);
+    let engine = Engine::load(&path, None, 0).with_context(|| {
+        format!(
+            "loading the model to serve from {} (give --model PATH, or --no-model for a plain node)",
+            path.display()
+        )
+    })?;
+    let shared = SharedEngine::new(engine, canonical_config(a.threads.max(1)));
+    let data_dir = match &config.data_dir {
+        Some(d) => d.clone(),
+        None => camel_node::datadir::default_data_dir(config.network)?,
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key = load_or_create_key(&data_dir.join("job_key")).context("the node's job key")?;
+    let params = camel_core::params::Params::new(config.network);
+    let address =
+        camel_core::address::Address::p2pkh(&key.public_key(), params.address_version).to_string();
+    std::fs::write(
+        data_dir.join("worker.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "worker": hex::encode(key.public_key().to_bytes()),
+            "address": address,
+            "model": shared.model_id().to_string(),
+        }))?,
+    )?;
+    tracing::info!(
+        "worker key {} pays to {address}",
+        hex::encode(key.public_key().to_bytes())
+    );
+    let oracle = Arc::new(JobOracle::new(EngineJudge {
+        engine: shared.clone(),
+    }));
+    let model_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let exec_config = ExecutorConfig {
+        min_price_per_token: a.min_price_per_token,
+        max_jobs: a.max_jobs.max(1),
+        stake: camel_core::Amount::from_base(a.stake).context("--stake")?,
+        max_tokens: a.max_tokens,
+        fee: a.fee,
+        cheat: a.cheat,
+        model_name,
+        announce_every: if config.network == camel_core::params::Network::Regtest {
+            std::time::Duration::from_secs(2)
+        } else {
+            std::time::Duration::from_secs(60)
+        },
+        peer: String::new(),
+    };
+    let worker_dir = data_dir.join("worker");
+    let extension: camel_node::daemon::Extension = Box::new(move |pool, shutdown| {
+        pool.set_verifier(Arc::new(Verifier {
+            engine: shared.clone(),
+            key: key.clone(),
+        }));
+        let mut exec_config = exec_config;
+        exec_config.peer = pool
+            .network()
+            .map(|n| n.peer_id().to_string())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            match Executor::new(pool, shared, key, exec_config, worker_dir) {
+                Ok(e) => e.run(shutdown).await,
+                Err(e) => tracing::error!("the worker cannot start: {e}"),
+            }
+        })
+    });
+    runtime.block_on(camel_node::daemon::run_full(
+        config,
+        oracle,
+        Some(extension),
+        std::future::pending(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

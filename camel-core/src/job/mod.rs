@@ -10,6 +10,7 @@
 //!   stateless checks.
 //! - [`verdict`]: verification requests and signed verdicts.
 //! - [`evidence`]: fraud-proof evidence and the oracle's model-free half ([`evidence::JobOracle`]).
+//! - [`txs`]: building and signing the job transactions of both parties.
 //! - [`rules`]: job records and the consensus job rules (escrow, payment, stake, dispute).
 
 pub mod commitment;
@@ -19,6 +20,7 @@ pub mod message;
 pub mod output;
 pub mod params;
 pub mod rules;
+pub mod txs;
 pub mod verdict;
 
 pub use commitment::Commitment;
@@ -78,4 +80,13 @@ pub(crate) fn write_tokens(out: &mut Vec<u8>, tokens: &[u32]) {
 
 pub(crate) fn read_tokens(r: &mut Reader<'_>, max: usize) -> Result<Vec<u32>, DecodeError> {
     r.read_vec("tokens", max)
+}
+
+/// How deep a payment must be confirmed before its worker claims it (§13.7): a claim reveals
+/// the delivery key, and a client could replace a payment that is not deep enough.
+pub fn claim_depth(params: &crate::params::Params) -> u32 {
+    match params.network {
+        crate::params::Network::Regtest => 2,
+        _ => 6,
+    }
 }
