@@ -628,6 +628,7 @@ fn job_detail(v: &JobView) -> Value {
     out["escrow"] = json!(format!("{}:{}", j.escrow.txid, j.escrow.vout));
     out["record"] = json!(record);
     out["revealed_key"] = json!(v.revealed_key.map(|k| to_hex(&k)));
+    out["claim_tx"] = json!(v.claim.as_ref().map(|t| to_hex(&encode_to_vec(t))));
     out["commitment"] = json!(j.commit.as_ref().map(|c| json!({
         "worker": to_hex(&c.commitment.worker.to_bytes()),
         "stake": format!("{}:{}", c.commitment.stake.txid, c.commitment.stake.vout),

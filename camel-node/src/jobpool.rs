@@ -114,6 +114,8 @@ pub struct JobView {
     pub tip: u32,
     /// The delivery key, once a claim revealed it (mempool or chain).
     pub revealed_key: Option<[u8; 32]>,
+    /// The transaction that revealed it: its stake outputs hold the claimed payment.
+    pub claim: Option<Transaction>,
 }
 
 #[derive(Debug, Default)]
@@ -427,7 +429,8 @@ impl JobPool {
         let job_id = job.offer.params.job_id();
         let record = self.record(&job_id);
         let tip = self.node.chain().height();
-        let revealed_key = self.revealed_key(&job_id, record.as_ref());
+        let claim = self.claim_of(&job_id, record.as_ref());
+        let revealed_key = claim.as_ref().and_then(|tx| claimed_key(tx, &job_id));
         let state = derive_state(&job, record.as_ref(), tip, revealed_key.is_some());
         JobView {
             job,
@@ -435,6 +438,7 @@ impl JobPool {
             state,
             tip,
             revealed_key,
+            claim,
         }
     }
 
@@ -461,22 +465,26 @@ impl JobPool {
 
     /// The key a claim of the job revealed: from a claim in the mempool, else from the block
     /// the chain records the first claim in.
-    fn revealed_key(&self, job_id: &JobId, record: Option<&JobRecord>) -> Option<[u8; 32]> {
+    fn claim_of(&self, job_id: &JobId, record: Option<&JobRecord>) -> Option<Transaction> {
         let record = record?;
         {
             let pool = self.node.mempool();
             for p in &record.payments {
                 if let Some(txid) = pool.spender(p)
-                    && let Some(k) = pool.get(&txid).and_then(|e| claimed_key(&e.tx, job_id))
+                    && let Some(e) = pool.get(&txid)
+                    && claimed_key(&e.tx, job_id).is_some()
                 {
-                    return Some(k);
+                    return Some(e.tx.clone());
                 }
             }
         }
         let h = record.claimed_height?;
         let hash = self.node.chain().hash_at(h)?;
         let block = self.node.store().block(&hash).ok()??;
-        block.txdata.iter().find_map(|tx| claimed_key(tx, job_id))
+        block
+            .txdata
+            .into_iter()
+            .find(|tx| claimed_key(tx, job_id).is_some())
     }
 
     /// Marks final jobs and prunes those final for [`PRUNE_AFTER`] blocks. Run on tip changes.

@@ -484,10 +484,7 @@ impl Executor {
                 if v.job.commit.is_none() {
                     let _ = self.pool.publish(&JobMessage::Commit(commit.clone())).await;
                 }
-                if v.state == JobState::Disputed
-                    || v.state == JobState::Expired
-                        && v.record.as_ref().is_none_or(|r| r.paid_height.is_none())
-                {
+                if matches!(v.state, JobState::Disputed | JobState::Expired) {
                     self.reclaim(id, v)?;
                     return Ok(());
                 }
