@@ -312,7 +312,7 @@ impl JobClient {
             vec![Spend {
                 outpoint: info.escrow,
                 output: escrow_out,
-                unlock: Unlock::EscrowPay(self.key.clone()),
+                unlock: Unlock::EscrowPay(self.key),
             }],
             vec![payment],
             &coins,
@@ -404,7 +404,7 @@ impl JobClient {
             .map(|(op, out)| Spend {
                 outpoint: *op,
                 output: out.clone(),
-                unlock: Unlock::Slash(self.key.clone(), ev.clone()),
+                unlock: Unlock::Slash(self.key, ev.clone()),
             })
             .collect();
         let total =
@@ -474,7 +474,7 @@ impl JobClient {
             &[Spend {
                 outpoint: info.escrow,
                 output: out,
-                unlock: Unlock::EscrowRefund(self.key.clone()),
+                unlock: Unlock::EscrowRefund(self.key),
             }],
             vec![TxOut {
                 value: back,
@@ -506,7 +506,7 @@ impl JobClient {
             &[Spend {
                 outpoint: OutPoint::new(payment.txid(), 0),
                 output: out,
-                unlock: Unlock::PaymentRefund(self.key.clone()),
+                unlock: Unlock::PaymentRefund(self.key),
             }],
             vec![TxOut {
                 value: back,

@@ -636,7 +636,7 @@ impl Executor {
             spends.push(Spend {
                 outpoint: *op,
                 output: coin.output,
-                unlock: Unlock::Claim(self.key.clone(), *key),
+                unlock: Unlock::Claim(self.key, *key),
             });
         }
         if spends.is_empty() {
@@ -717,7 +717,7 @@ impl Executor {
             spends.push(Spend {
                 outpoint: op,
                 output: coin.output,
-                unlock: Unlock::Reclaim(self.key.clone()),
+                unlock: Unlock::Reclaim(self.key),
             });
         }
         if spends.is_empty() {

@@ -523,7 +523,7 @@ fn node_cmd(a: &NodeCmd) -> anyhow::Result<ExitCode> {
     let extension: camel_node::daemon::Extension = Box::new(move |pool, shutdown| {
         pool.set_verifier(Arc::new(Verifier {
             engine: shared.clone(),
-            key: key.clone(),
+            key,
         }));
         let mut exec_config = exec_config;
         exec_config.peer = pool

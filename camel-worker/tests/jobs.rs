@@ -145,7 +145,7 @@ fn jobs_end_to_end() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let node = net.nodes[0].client();
-    let client = JobClient::new(node.clone(), client_key.clone(), Params::regtest());
+    let client = JobClient::new(node.clone(), client_key, Params::regtest());
     let client_addr = address(&client_key);
     let mut everyone: Vec<String> = (0..net.nodes.len())
         .map(|i| worker_address(&net, i))

@@ -148,7 +148,7 @@ pub fn funded_tx(
         spends.push(Spend {
             outpoint: *op,
             output: out.clone(),
-            unlock: Unlock::P2pkh(key.clone()),
+            unlock: Unlock::P2pkh(*key),
         });
     }
     if have < need {
