@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use camel_core::interpreter::{FraudProofOracle, FraudProofsUnavailable};
+use camel_core::interpreter::FraudProofOracle;
+use camel_core::job::evidence::{JobOracle, NoModels};
 use camel_core::params::{Network, Params};
 use camel_p2p::{KeySource, Multiaddr, NetworkHandle};
 use tokio::sync::{mpsc, watch};
@@ -176,7 +177,14 @@ pub async fn run(
     config: DaemonConfig,
     external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    run_with_oracle(config, Arc::new(FraudProofsUnavailable), external_shutdown).await
+    // Without a model the node still judges what needs none (malformed evidence, forged
+    // commitments, bad deliveries); inference and text evidence are unavailable to it.
+    run_with_oracle(
+        config,
+        Arc::new(JobOracle::new(NoModels)),
+        external_shutdown,
+    )
+    .await
 }
 
 /// [`run`] with the fraud-proof oracle of a node that holds a model.
