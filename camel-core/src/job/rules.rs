@@ -37,8 +37,8 @@
 //!    (`bad-job-dispute-late`), `claims_end` being the largest `dispute_end` of the job's
 //!    claims so far: every stake stays slashable for as long as any claim of its job is;
 //! 7. reclaiming: spending a stake of `J` through its second branch is valid only at
-//!    `h ≥ claims_end` and `h ≥ claimable_until`, the latest timeout of the job's payments
-//!    (`bad-job-reclaim-early`): a worker cannot take its stake back first and claim after.
+//!    `h ≥ claims_end` and `h ≥ claimable_until`, the latest timeout of the payments made
+//!    out of the job's escrow (`bad-job-reclaim-early`): a worker cannot take its stake back first and claim after.
 
 use core::fmt;
 use std::collections::HashMap;
@@ -753,13 +753,16 @@ pub(crate) fn check_job_rules_of(
                 }
             }
             record.paid_height.get_or_insert(height);
-        }
-        // Any payment HTLC of the job can be claimed until its timeout (rule 7 counts them
-        // all, paid out of the escrow or not).
-        for t in &templates {
-            if let Some(Template::Payment(p)) = t {
-                let until = record.claimable_until.unwrap_or(0).max(p.timeout_height);
-                record.claimable_until = Some(until);
+            // The escrow's payments can be claimed until their timeout: rule 7 keeps the
+            // stakes locked that long. Only these count: a payment HTLC funded from elsewhere
+            // costs its maker nothing but dust, and counting it would let anyone lock a
+            // worker's stake for as long as they like. A claim of such a payment still
+            // carries its own stake, slashable until its dispute end (rule 5).
+            for t in &templates {
+                if let Some(Template::Payment(p)) = t {
+                    let until = record.claimable_until.unwrap_or(0).max(p.timeout_height);
+                    record.claimable_until = Some(until);
+                }
             }
         }
         if claims.is_empty() {
@@ -1109,10 +1112,15 @@ mod tests {
         assert_eq!(check_job_rules(&refund, &spent, &jobs, 101, &p), Ok(vec![]));
         // A payment HTLC funded from elsewhere is fine, but only for the transaction's job.
         let direct = tx(j, vec![], vec![out(50, payment(j))]);
-        // It counts towards the job's claimable period all the same (rule 7).
+        // It does not extend the job's claimable period: otherwise anyone could lock the
+        // worker's stake with a dust HTLC timing out far away (rule 7 counts escrow payments).
         let changes = check_job_rules(&direct, &[], &jobs, 105, &p).unwrap();
-        assert_eq!(changes[0].after.claimable_until, Some(600));
-        assert_eq!(changes[0].after.paid_height, None);
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.after.claimable_until.is_none() && c.after.paid_height.is_none()),
+            "{changes:?}"
+        );
         let foreign = tx(j, vec![], vec![out(50, payment(job(2)))]);
         assert_eq!(
             check_job_rules(&foreign, &[], &jobs, 110, &p),
