@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 export CAMEL_MODEL_DIR="${CAMEL_MODEL_DIR:-$PWD/models}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+scripts/build-deps.sh
 model="$(scripts/fetch-model.sh "$CAMEL_MODEL_DIR")"
 
 echo "== building camel-worker (release)"

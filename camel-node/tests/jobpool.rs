@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use camel_core::job::envelope::{Purpose, Sealed};
-use camel_core::job::message::{Announce, Assign, Bid, Commit, JobMessage, ModelOffer, Offer, size_limit};
+use camel_core::job::message::{
+    Announce, Assign, Bid, Commit, JobMessage, ModelOffer, Offer, size_limit,
+};
 use camel_core::job::params::JobParams;
 use camel_core::job::txs::funded_tx;
 use camel_core::job::{Commitment, PromptFormat};
@@ -42,8 +44,18 @@ fn fixture() -> Fixture {
         .collect();
     let clock = Arc::new(AtomicU64::new(NOW));
     let c = clock.clone();
-    let pool = Arc::new(JobPool::with_clock(node.clone(), Box::new(move || c.load(Ordering::Relaxed))));
-    Fixture { pool, node, clock, client, coins, _dir: dir }
+    let pool = Arc::new(JobPool::with_clock(
+        node.clone(),
+        Box::new(move || c.load(Ordering::Relaxed)),
+    ));
+    Fixture {
+        pool,
+        node,
+        clock,
+        client,
+        coins,
+        _dir: dir,
+    }
 }
 
 fn params(f: &Fixture, prompt: &str, salt: u8) -> JobParams {
@@ -68,11 +80,28 @@ fn params(f: &Fixture, prompt: &str, salt: u8) -> JobParams {
 fn offer(f: &Fixture, p: &JobParams, coin: usize) -> JobMessage {
     let escrow = TxOut {
         value: p.reward,
-        script_pubkey: Escrow { job_id: p.job_id(), client: p.client, refund_height: p.timelock }.script_pubkey(),
+        script_pubkey: Escrow {
+            job_id: p.job_id(),
+            client: p.client,
+            refund_height: p.timelock,
+        }
+        .script_pubkey(),
     };
-    let tx = funded_tx(vec![], vec![escrow], &f.coins[coin..=coin], &f.client, script_of(&f.client), amount(1_000), p.job_id(), 0)
-        .unwrap();
-    JobMessage::Offer(Offer { params: p.clone(), tx })
+    let tx = funded_tx(
+        vec![],
+        vec![escrow],
+        &f.coins[coin..=coin],
+        &f.client,
+        script_of(&f.client),
+        amount(1_000),
+        p.job_id(),
+        0,
+    )
+    .unwrap();
+    JobMessage::Offer(Offer {
+        params: p.clone(),
+        tx,
+    })
 }
 
 fn peer() -> PeerId {
@@ -88,7 +117,14 @@ fn is_invalid(r: Result<JobAcceptance, JobFault>) -> bool {
 }
 
 fn bid(worker: &PrivateKey, job: JobId, time: u64) -> Bid {
-    let mut b = Bid { job_id: job, worker: worker.public_key(), peer: b"peer".to_vec(), stake: amount(60_000), time, sig: vec![] };
+    let mut b = Bid {
+        job_id: job,
+        worker: worker.public_key(),
+        peer: b"peer".to_vec(),
+        stake: amount(60_000),
+        time,
+        sig: vec![],
+    };
     b.sign(worker);
     b
 }
@@ -100,7 +136,9 @@ fn offers_enter_the_pool_with_their_escrow() {
     let m = offer(&f, &p, 0);
     assert_eq!(gossip(&f, &m.to_bytes()).unwrap(), JobAcceptance::Accept);
     // The job transaction went into the mempool with it.
-    let JobMessage::Offer(o) = &m else { unreachable!() };
+    let JobMessage::Offer(o) = &m else {
+        unreachable!()
+    };
     assert!(f.node.mempool().get(&o.tx.txid()).is_some());
     assert_eq!(f.pool.view(&p.job_id()).unwrap().state, JobState::Created);
     // Again: a duplicate, not relayed, not blamed.
@@ -132,8 +170,14 @@ fn tampered_oversized_replayed_and_misaddressed_messages_are_the_senders_fault()
     t.stake = amount(1);
     assert!(is_invalid(gossip(&f, &JobMessage::Bid(t).to_bytes())));
     // Replayed from long ago, or from the future.
-    assert!(is_invalid(gossip(&f, &JobMessage::Bid(bid(&worker, job, NOW - 3 * 3600)).to_bytes())));
-    assert!(is_invalid(gossip(&f, &JobMessage::Bid(bid(&worker, job, NOW + 3 * 3600)).to_bytes())));
+    assert!(is_invalid(gossip(
+        &f,
+        &JobMessage::Bid(bid(&worker, job, NOW - 3 * 3600)).to_bytes()
+    )));
+    assert!(is_invalid(gossip(
+        &f,
+        &JobMessage::Bid(bid(&worker, job, NOW + 3 * 3600)).to_bytes()
+    )));
     // A good bid is taken once; the same again is ignored without blame.
     assert_eq!(gossip(&f, &good).unwrap(), JobAcceptance::Accept);
     assert_eq!(gossip(&f, &good).unwrap(), JobAcceptance::Ignore);
@@ -142,17 +186,46 @@ fn tampered_oversized_replayed_and_misaddressed_messages_are_the_senders_fault()
     assert_eq!(gossip(&f, &other).unwrap(), JobAcceptance::Ignore);
 
     // Mis-addressed: an assignment signed by someone other than the job's client.
-    let sealed = Sealed::seal_random(&mut secp256k1::rand::rng(), &worker.public_key(), Purpose::Prompt, &job, b"hello").unwrap();
-    let mut a = Assign { job_id: job, worker: worker.public_key(), seq: 1, prompt: sealed.clone(), sig: vec![] };
+    let sealed = Sealed::seal_random(
+        &mut secp256k1::rand::rng(),
+        &worker.public_key(),
+        Purpose::Prompt,
+        &job,
+        b"hello",
+    )
+    .unwrap();
+    let mut a = Assign {
+        job_id: job,
+        worker: worker.public_key(),
+        seq: 1,
+        prompt: sealed.clone(),
+        sig: vec![],
+    };
     a.sign(&key(7));
-    assert!(is_invalid(gossip(&f, &JobMessage::Assign(a.clone()).to_bytes())));
+    assert!(is_invalid(gossip(
+        &f,
+        &JobMessage::Assign(a.clone()).to_bytes()
+    )));
     a.sign(&f.client);
-    assert_eq!(gossip(&f, &JobMessage::Assign(a.clone()).to_bytes()).unwrap(), JobAcceptance::Accept);
+    assert_eq!(
+        gossip(&f, &JobMessage::Assign(a.clone()).to_bytes()).unwrap(),
+        JobAcceptance::Accept
+    );
     // An older or equal seq is ignored.
     let mut again = a.clone();
-    again.prompt = Sealed::seal_random(&mut secp256k1::rand::rng(), &worker.public_key(), Purpose::Prompt, &job, b"hello").unwrap();
+    again.prompt = Sealed::seal_random(
+        &mut secp256k1::rand::rng(),
+        &worker.public_key(),
+        Purpose::Prompt,
+        &job,
+        b"hello",
+    )
+    .unwrap();
     again.sign(&f.client);
-    assert_eq!(gossip(&f, &JobMessage::Assign(again).to_bytes()).unwrap(), JobAcceptance::Ignore);
+    assert_eq!(
+        gossip(&f, &JobMessage::Assign(again).to_bytes()).unwrap(),
+        JobAcceptance::Ignore
+    );
 
     // A commit from a worker that is not the assigned one.
     let intruder = key(6);
@@ -169,18 +242,42 @@ fn tampered_oversized_replayed_and_misaddressed_messages_are_the_senders_fault()
         sig: vec![],
     };
     c.sign(&intruder);
-    let delivery = Sealed::seal_random(&mut secp256k1::rand::rng(), &f.client.public_key(), Purpose::Delivery, &job, b"ct").unwrap();
-    let commit = JobMessage::Commit(Commit { commitment: c.clone(), delivery: delivery.clone() });
+    let delivery = Sealed::seal_random(
+        &mut secp256k1::rand::rng(),
+        &f.client.public_key(),
+        Purpose::Delivery,
+        &job,
+        b"ct",
+    )
+    .unwrap();
+    let commit = JobMessage::Commit(Commit {
+        commitment: c.clone(),
+        delivery: delivery.clone(),
+    });
     assert!(is_invalid(gossip(&f, &commit.to_bytes())));
     // A commitment whose signature does not cover its fields.
     let mut forged = c.clone();
     forged.worker = worker.public_key();
-    let forged = JobMessage::Commit(Commit { commitment: forged, delivery: delivery.clone() });
+    let forged = JobMessage::Commit(Commit {
+        commitment: forged,
+        delivery: delivery.clone(),
+    });
     assert!(is_invalid(gossip(&f, &forged.to_bytes())));
     // The assigned worker's commit is taken.
     c.worker = worker.public_key();
     c.sign(&worker);
-    assert_eq!(gossip(&f, &JobMessage::Commit(Commit { commitment: c, delivery }).to_bytes()).unwrap(), JobAcceptance::Accept);
+    assert_eq!(
+        gossip(
+            &f,
+            &JobMessage::Commit(Commit {
+                commitment: c,
+                delivery
+            })
+            .to_bytes()
+        )
+        .unwrap(),
+        JobAcceptance::Accept
+    );
     assert!(f.pool.view(&job).unwrap().job.commit.is_some());
 }
 
@@ -188,17 +285,24 @@ fn tampered_oversized_replayed_and_misaddressed_messages_are_the_senders_fault()
 fn offers_that_do_not_match_their_transaction_are_refused() {
     let f = fixture();
     let p = params(&f, "hello", 3);
-    let JobMessage::Offer(mut o) = offer(&f, &p, 0) else { unreachable!() };
+    let JobMessage::Offer(mut o) = offer(&f, &p, 0) else {
+        unreachable!()
+    };
     // Another reward than the escrow holds.
     o.params.reward = amount(99_999);
-    assert!(is_invalid(gossip(&f, &JobMessage::Offer(o.clone()).to_bytes())));
+    assert!(is_invalid(gossip(
+        &f,
+        &JobMessage::Offer(o.clone()).to_bytes()
+    )));
     // A timelock already passed.
     let mut late = params(&f, "hello", 4);
     late.timelock = f.node.chain().height();
     assert!(is_invalid(gossip(&f, &offer(&f, &late, 1).to_bytes())));
     // A job transaction spending coins the client does not have: invalid as a transaction.
     let q = params(&f, "hello", 5);
-    let JobMessage::Offer(mut bad) = offer(&f, &q, 2) else { unreachable!() };
+    let JobMessage::Offer(mut bad) = offer(&f, &q, 2) else {
+        unreachable!()
+    };
     bad.tx.inputs[0].prev_out = OutPoint::new(camel_core::Txid::hash(b"nothing"), 0);
     let r = f.pool.submit(&JobMessage::Offer(bad).to_bytes());
     assert!(r.is_err(), "{r:?}");
@@ -214,20 +318,34 @@ fn announcements_keep_the_latest_per_worker() {
             peer: b"p".to_vec(),
             verifier: true,
             time,
-            models: vec![ModelOffer { model: ModelId::from_byte_array([7; 32]), name: "m".into(), price_per_token: price, max_tokens: 64 }],
+            models: vec![ModelOffer {
+                model: ModelId::from_byte_array([7; 32]),
+                name: "m".into(),
+                price_per_token: price,
+                max_tokens: 64,
+            }],
             sig: vec![],
         };
         a.sign(&w);
         JobMessage::Announce(a).to_bytes()
     };
     assert_eq!(gossip(&f, &ann(NOW, 10)).unwrap(), JobAcceptance::Accept);
-    assert_eq!(gossip(&f, &ann(NOW - 5, 20)).unwrap(), JobAcceptance::Ignore);
-    assert_eq!(gossip(&f, &ann(NOW + 5, 30)).unwrap(), JobAcceptance::Accept);
+    assert_eq!(
+        gossip(&f, &ann(NOW - 5, 20)).unwrap(),
+        JobAcceptance::Ignore
+    );
+    assert_eq!(
+        gossip(&f, &ann(NOW + 5, 30)).unwrap(),
+        JobAcceptance::Accept
+    );
     let list = f.pool.announcements();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].models[0].price_per_token, 30);
     // Ten minutes later it is gone.
     f.clock.store(NOW + 700, Ordering::Relaxed);
     assert!(f.pool.announcements().is_empty());
-    assert!(matches!(f.pool.submit(&ann(NOW - 3 * 3600 + 700, 1)), Err(PoolError::Invalid(_))));
+    assert!(matches!(
+        f.pool.submit(&ann(NOW - 3 * 3600 + 700, 1)),
+        Err(PoolError::Invalid(_))
+    ));
 }

@@ -19,7 +19,7 @@ use camel_core::job::envelope::{Purpose, Sealed};
 use camel_core::job::evidence::{Evidence, EvidenceBody};
 use camel_core::job::message::{Assign, Bid, Commit, JobMessage, Offer};
 use camel_core::job::output::{Delivery, chain_hashes, open_delivery, output_hash};
-use camel_core::job::txs::{BuildError, Spend, Unlock, funded_tx, signed_tx};
+use camel_core::job::txs::{BuildError, Spend, Unlock, funded_tx_keyed, signed_tx};
 use camel_core::job::verdict::{SignedVerdict, VerifyBody, VerifyRequest};
 use camel_core::job::{JobParams, PromptFormat};
 use camel_core::keys::{PrivateKey, PublicKey};
@@ -94,11 +94,14 @@ pub struct Submitted {
     pub job_tx: Transaction,
 }
 
-/// A client: one key (its coins pay, its key receives deliveries and refunds).
+/// A client: one key for the job (it receives deliveries, refunds and change), paying with the
+/// P2PKH coins of its funding keys (by default the job key alone).
 #[derive(Debug)]
 pub struct JobClient {
     pub node: NodeClient,
     pub key: PrivateKey,
+    /// Keys whose P2PKH coins pay for jobs.
+    pub funding: Vec<PrivateKey>,
     pub params: Params,
     /// Poll interval.
     pub poll: Duration,
@@ -111,6 +114,7 @@ impl JobClient {
         Self {
             node,
             key,
+            funding: vec![key],
             params,
             poll: Duration::from_millis(300),
             spent: Mutex::new(HashSet::new()),
@@ -129,21 +133,35 @@ impl JobClient {
         p2pkh(&self.key.public_key().pubkey_hash())
     }
 
-    /// Spendable coins: mature, and not spent by this client's pending transactions.
-    pub async fn coins(&self) -> Result<Vec<(OutPoint, TxOut)>, JobError> {
+    /// Pays with the coins of `keys` (a wallet's addresses) instead of the job key's alone.
+    pub fn with_funding(mut self, keys: Vec<PrivateKey>) -> Self {
+        if !keys.is_empty() {
+            self.funding = keys;
+        }
+        self
+    }
+
+    /// Spendable coins of the funding keys, largest first: mature, and not spent by this
+    /// client's pending transactions.
+    pub async fn coins(&self) -> Result<Vec<(OutPoint, TxOut, PrivateKey)>, JobError> {
         let tip = self.node.height().await?;
-        let list = self.node.utxos(&self.address()).await?;
         let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut coins: Vec<(OutPoint, TxOut)> = list
-            .into_iter()
-            .filter(|(op, _, h, cb)| {
-                !spent.contains(op)
-                    && (!cb
-                        || tip.saturating_add(1) >= h.saturating_add(self.params.coinbase_maturity))
-            })
-            .map(|(op, o, _, _)| (op, o))
-            .collect();
-        coins.sort_by_key(|(_, o)| std::cmp::Reverse(o.value));
+        let mut coins = Vec::new();
+        for key in &self.funding {
+            let address = Address::p2pkh(&key.public_key(), self.params.address_version);
+            let list = self.node.utxos(&address.to_string()).await?;
+            coins.extend(
+                list.into_iter()
+                    .filter(|(op, _, h, cb)| {
+                        !spent.contains(op)
+                            && (!cb
+                                || tip.saturating_add(1)
+                                    >= h.saturating_add(self.params.coinbase_maturity))
+                    })
+                    .map(|(op, o, _, _)| (op, o, *key)),
+            );
+        }
+        coins.sort_by_key(|(_, o, _)| std::cmp::Reverse(o.value));
         Ok(coins)
     }
 
@@ -198,11 +216,10 @@ impl JobClient {
             .script_pubkey(),
         };
         let coins = self.coins().await?;
-        let tx = funded_tx(
+        let tx = funded_tx_keyed(
             vec![],
             vec![escrow],
             &coins,
-            &self.key,
             self.script(),
             self.fee(req),
             job_id,
@@ -308,7 +325,7 @@ impl JobClient {
             .script_pubkey(),
         };
         let coins = self.coins().await?;
-        let tx = funded_tx(
+        let tx = funded_tx_keyed(
             vec![Spend {
                 outpoint: info.escrow,
                 output: escrow_out,
@@ -316,7 +333,6 @@ impl JobClient {
             }],
             vec![payment],
             &coins,
-            &self.key,
             self.script(),
             self.fee(req),
             job.job_id,

@@ -126,10 +126,28 @@ pub fn signed_tx(
 /// `outputs` and `fee`; the rest goes back to `change` when it is worth keeping.
 #[allow(clippy::too_many_arguments)]
 pub fn funded_tx(
-    mut spends: Vec<Spend>,
-    mut outputs: Vec<TxOut>,
+    spends: Vec<Spend>,
+    outputs: Vec<TxOut>,
     coins: &[(OutPoint, TxOut)],
     key: &PrivateKey,
+    change: Script,
+    fee: Amount,
+    job_id: JobId,
+    lock_time: u32,
+) -> Result<Transaction, BuildError> {
+    let keyed: Vec<(OutPoint, TxOut, PrivateKey)> = coins
+        .iter()
+        .map(|(op, out)| (*op, out.clone(), *key))
+        .collect();
+    funded_tx_keyed(spends, outputs, &keyed, change, fee, job_id, lock_time)
+}
+
+/// [`funded_tx`] over P2PKH coins of several keys, each coin with the key that spends it (a
+/// wallet's coins sit on many addresses).
+pub fn funded_tx_keyed(
+    mut spends: Vec<Spend>,
+    mut outputs: Vec<TxOut>,
+    coins: &[(OutPoint, TxOut, PrivateKey)],
     change: Script,
     fee: Amount,
     job_id: JobId,
@@ -140,7 +158,7 @@ pub fn funded_tx(
         .unwrap_or(Amount::MAX);
     let mut have =
         Amount::checked_sum(spends.iter().map(|s| s.output.value)).unwrap_or(Amount::MAX);
-    for (op, out) in coins {
+    for (op, out, key) in coins {
         if have >= need {
             break;
         }

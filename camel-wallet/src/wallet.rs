@@ -1,0 +1,381 @@
+//! A wallet on disk: `keystore.json` (the encrypted mnemonic, [`crate::keystore`]) and
+//! `wallet.json` (not secret: the network, how many keys of each chain were handed out, the
+//! jobs submitted). Both are written atomically; an address index is saved before the address
+//! is shown, so no address is ever handed out twice.
+
+use std::path::{Path, PathBuf};
+
+use camel_core::Amount;
+use camel_core::address::Address;
+use camel_core::job::txs::{BuildError, funded_tx_keyed};
+use camel_core::keys::PrivateKey;
+use camel_core::params::{Network, Params};
+use camel_core::templates::p2pkh;
+use camel_core::transaction::{OutPoint, Transaction, TxOut};
+use camel_core::{JobId, Txid};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Account, Chain, KeyError, parse_mnemonic};
+use crate::keystore::{self, Costs, KeystoreError, MAX_KEYSTORE_SIZE};
+use crate::node::{NodeClient, NodeError};
+
+/// Consecutive unused addresses a restore scans past the last used one (BIP44's gap limit).
+pub const GAP_LIMIT: u32 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(
+        "the wallet file {path} is unreadable ({why}); it holds no secret: delete it and run `camel-wallet restore`"
+    )]
+    State { path: String, why: String },
+    #[error("'{0}' is not an address of the {1} network")]
+    BadAddress(String, Network),
+    #[error("not enough spendable coins: {have} base units, {need} needed (fee included)")]
+    Insufficient { have: u64, need: u64 },
+    #[error(
+        "the fee would be {fee} base units, above the ceiling of {max}; raise --max-fee if you mean it"
+    )]
+    FeeTooHigh { fee: u64, max: u64 },
+    #[error("could not build the transaction: {0}")]
+    Build(String),
+}
+
+/// A job the wallet submitted, with the index of its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobEntry {
+    pub job_id: String,
+    pub index: u32,
+    pub reward_base: u64,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Next {
+    pub receive: u32,
+    pub change: u32,
+    pub job: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    network: String,
+    next: Next,
+    #[serde(default)]
+    jobs: Vec<JobEntry>,
+}
+
+/// The balance of the wallet's addresses, base units.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Balance {
+    /// Confirmed and mature.
+    pub spendable_base: u64,
+    /// Coinbase outputs not yet mature.
+    pub immature_base: u64,
+    pub coins: usize,
+}
+
+/// An open wallet.
+#[derive(Debug)]
+pub struct Wallet {
+    dir: PathBuf,
+    pub params: Params,
+    account: Account,
+    state: State,
+}
+
+/// What a restore scanned and found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scan {
+    pub chain: Chain,
+    /// First and last path scanned.
+    pub from: String,
+    pub to: String,
+    /// Addresses found in use (holding coins).
+    pub used: u32,
+}
+
+fn network_of(name: &str) -> Option<Network> {
+    Network::ALL.into_iter().find(|n| n.name() == name)
+}
+
+pub fn keystore_path(dir: &Path) -> PathBuf {
+    dir.join("keystore.json")
+}
+
+fn state_path(dir: &Path) -> PathBuf {
+    dir.join("wallet.json")
+}
+
+impl Wallet {
+    /// Creates a wallet from a mnemonic phrase (new or restored) under `passphrase`.
+    pub fn create(
+        dir: &Path,
+        params: Params,
+        phrase: &str,
+        passphrase: &str,
+        costs: Costs,
+    ) -> Result<Self, WalletError> {
+        let ks = keystore_path(dir);
+        if ks.exists() {
+            return Err(KeystoreError::Exists(dir.display().to_string()).into());
+        }
+        let mnemonic = parse_mnemonic(phrase)?;
+        let account = Account::new(&mnemonic, &params)?;
+        let sealed = keystore::seal(&mnemonic.to_string(), passphrase, costs)?;
+        let state = State {
+            version: 1,
+            network: params.network.name().to_owned(),
+            next: Next::default(),
+            jobs: vec![],
+        };
+        let w = Self {
+            dir: dir.to_owned(),
+            params,
+            account,
+            state,
+        };
+        // The state first: a wallet directory with a keystore always has its state.
+        w.save()?;
+        keystore::write_atomic(&ks, &sealed, true)?;
+        Ok(w)
+    }
+
+    /// Opens the wallet in `dir` with its passphrase.
+    pub fn open(dir: &Path, passphrase: &str) -> Result<Self, WalletError> {
+        let ks = keystore_path(dir);
+        let bytes = keystore::read_limited(&ks, MAX_KEYSTORE_SIZE)?;
+        let phrase = keystore::open(&bytes, passphrase, &ks.display().to_string())?;
+        let sp = state_path(dir);
+        let bad = |why: String| WalletError::State {
+            path: sp.display().to_string(),
+            why,
+        };
+        let raw = keystore::read_limited(&sp, 16 * 1024 * 1024).map_err(|e| bad(e.to_string()))?;
+        let state: State = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+        let network = network_of(&state.network).ok_or_else(|| bad("unknown network".into()))?;
+        let params = Params::new(network);
+        let account = Account::new(&parse_mnemonic(&phrase)?, &params)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            params,
+            account,
+            state,
+        })
+    }
+
+    fn save(&self) -> Result<(), WalletError> {
+        let bytes = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
+        keystore::write_atomic(&state_path(&self.dir), &bytes, false)?;
+        Ok(())
+    }
+
+    pub fn network(&self) -> Network {
+        self.params.network
+    }
+
+    fn count(&self, chain: Chain) -> u32 {
+        match chain {
+            Chain::Receive => self.state.next.receive,
+            Chain::Change => self.state.next.change,
+            Chain::Job => self.state.next.job,
+        }
+    }
+
+    /// Hands out the next key of `chain`: its index is saved before it is returned.
+    pub fn next_key(&mut self, chain: Chain) -> Result<(u32, PrivateKey), WalletError> {
+        let index = self.count(chain);
+        let key = self.account.key(chain, index)?;
+        let slot = match chain {
+            Chain::Receive => &mut self.state.next.receive,
+            Chain::Change => &mut self.state.next.change,
+            Chain::Job => &mut self.state.next.job,
+        };
+        *slot += 1;
+        self.save()?;
+        Ok((index, key))
+    }
+
+    pub fn address_of(&self, key: &PrivateKey) -> String {
+        Address::p2pkh(&key.public_key(), self.params.address_version).to_string()
+    }
+
+    pub fn path(&self, chain: Chain, index: u32) -> String {
+        self.account.path(chain, index)
+    }
+
+    pub fn job_key(&self, index: u32) -> Result<PrivateKey, WalletError> {
+        Ok(self.account.key(Chain::Job, index)?)
+    }
+
+    /// Every key handed out so far, of every chain.
+    pub fn keys(&self) -> Result<Vec<PrivateKey>, WalletError> {
+        let mut keys = Vec::new();
+        for chain in [Chain::Receive, Chain::Change, Chain::Job] {
+            for i in 0..self.count(chain) {
+                keys.push(self.account.key(chain, i)?);
+            }
+        }
+        Ok(keys)
+    }
+
+    pub fn jobs(&self) -> &[JobEntry] {
+        &self.state.jobs
+    }
+
+    pub fn record_job(&mut self, entry: JobEntry) -> Result<(), WalletError> {
+        self.state.jobs.push(entry);
+        self.save()
+    }
+
+    /// Spendable coins with their keys, largest first, and the immature total.
+    async fn coins(
+        &self,
+        node: &NodeClient,
+    ) -> Result<(Vec<(OutPoint, TxOut, PrivateKey)>, u64), WalletError> {
+        let tip = node.height().await?;
+        let mut spendable = Vec::new();
+        let mut immature = 0u64;
+        for key in self.keys()? {
+            for (op, out, height, coinbase) in node.utxos(&self.address_of(&key)).await? {
+                // A coin is checked against the key it claims to pay, not trusted from the node.
+                if out.script_pubkey != p2pkh(&key.public_key().pubkey_hash()) {
+                    continue;
+                }
+                let mature = !coinbase
+                    || tip.saturating_add(1)
+                        >= height.saturating_add(self.params.coinbase_maturity);
+                if mature {
+                    spendable.push((op, out, key));
+                } else {
+                    immature = immature.saturating_add(out.value.to_base());
+                }
+            }
+        }
+        spendable.sort_by_key(|(_, o, _)| std::cmp::Reverse(o.value));
+        Ok((spendable, immature))
+    }
+
+    pub async fn balance(&self, node: &NodeClient) -> Result<Balance, WalletError> {
+        let (coins, immature) = self.coins(node).await?;
+        Ok(Balance {
+            spendable_base: coins.iter().map(|(_, o, _)| o.value.to_base()).sum(),
+            immature_base: immature,
+            coins: coins.len(),
+        })
+    }
+
+    /// Builds (and signs) a payment of `amount` to `to` at `fee_per_byte`, change to a fresh
+    /// change address. Nothing is broadcast; the change index is taken only if `reserve`.
+    pub async fn build_send(
+        &mut self,
+        node: &NodeClient,
+        to: &str,
+        amount: u64,
+        fee_per_byte: u64,
+        max_fee: u64,
+        reserve: bool,
+    ) -> Result<(Transaction, u64), WalletError> {
+        let dest = Address::parse_for(to, self.params.address_version)
+            .map_err(|_| WalletError::BadAddress(to.to_owned(), self.network()))?;
+        let value = Amount::from_base(amount).ok_or(WalletError::Insufficient {
+            have: 0,
+            need: amount,
+        })?;
+        let (coins, _) = self.coins(node).await?;
+        let change_index = self.count(Chain::Change);
+        let change_key = self.account.key(Chain::Change, change_index)?;
+        let change = p2pkh(&change_key.public_key().pubkey_hash());
+        let out = TxOut {
+            value,
+            script_pubkey: p2pkh(dest.pubkey_hash()),
+        };
+        let build = |fee: u64| {
+            funded_tx_keyed(
+                vec![],
+                vec![out.clone()],
+                &coins,
+                change.clone(),
+                Amount::from_base(fee).unwrap_or(Amount::MAX),
+                JobId::ZERO,
+                0,
+            )
+        };
+        let have: u64 = coins.iter().map(|(_, o, _)| o.value.to_base()).sum();
+        let insufficient = |need: u64| WalletError::Insufficient { have, need };
+        // Size with no fee, then the fee for that size (plus room for a change output, which
+        // the first build may not have had), checked against the ceiling.
+        let mut fee = 0;
+        for _ in 0..3 {
+            let tx = match build(fee) {
+                Ok(tx) => tx,
+                Err(BuildError::Insufficient { need, .. }) => {
+                    return Err(insufficient(need.to_base()));
+                }
+                Err(e) => return Err(WalletError::Build(e.to_string())),
+            };
+            let size = camel_core::encode::Encodable::encoded_len(&tx) as u64 + 34;
+            let want = fee_per_byte.saturating_mul(size);
+            if want > max_fee {
+                return Err(WalletError::FeeTooHigh {
+                    fee: want,
+                    max: max_fee,
+                });
+            }
+            if fee >= want {
+                if reserve && tx.outputs.len() > 1 {
+                    self.next_key(Chain::Change)?;
+                }
+                return Ok((tx, fee));
+            }
+            fee = want;
+        }
+        Err(WalletError::Build("the fee did not settle".into()))
+    }
+
+    /// Finds the keys a restored wallet has used: scans each chain until [`GAP_LIMIT`]
+    /// consecutive addresses hold no coins, and hands out past the last used one.
+    pub async fn scan(&mut self, node: &NodeClient) -> Result<Vec<Scan>, WalletError> {
+        let mut report = Vec::new();
+        for chain in [Chain::Receive, Chain::Change, Chain::Job] {
+            let mut next = 0u32;
+            let mut used = 0u32;
+            let mut i = 0u32;
+            while i < next.saturating_add(GAP_LIMIT) {
+                let addr = self.account.address(chain, i)?;
+                if !node.utxos(&addr).await?.is_empty() {
+                    next = i + 1;
+                    used += 1;
+                }
+                i += 1;
+            }
+            report.push(Scan {
+                chain,
+                from: self.account.path(chain, 0),
+                to: self.account.path(chain, i.saturating_sub(1)),
+                used,
+            });
+            match chain {
+                Chain::Receive => self.state.next.receive = self.state.next.receive.max(next),
+                Chain::Change => self.state.next.change = self.state.next.change.max(next),
+                Chain::Job => self.state.next.job = self.state.next.job.max(next),
+            }
+        }
+        self.save()?;
+        Ok(report)
+    }
+
+    pub async fn broadcast(
+        &self,
+        node: &NodeClient,
+        tx: &Transaction,
+    ) -> Result<Txid, WalletError> {
+        Ok(node.send_tx(tx).await?)
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages llama.cpp's build needs (cmake, clang, libclang for bindgen)
+# when they are missing: with apt, as root or through sudo. Elsewhere it says what to install.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 \
+  || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+  || ls /usr/lib/aarch64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+  || [ -n "${LIBCLANG_PATH:-}" ] \
+  || need+=(libclang-dev)
+[ ${#need[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "build-deps: install ${need[*]} (llama.cpp needs cmake and libclang), then run this again" >&2
+  exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+    echo "build-deps: run 'apt-get install ${need[*]}' as root, then run this again" >&2
+    exit 1
+  fi
+fi
+echo "build-deps: installing ${need[*]}" >&2
+"${sudo[@]}" apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
