@@ -188,16 +188,19 @@ impl Wallet {
         }
     }
 
+    fn count_mut(&mut self, chain: Chain) -> &mut u32 {
+        match chain {
+            Chain::Receive => &mut self.state.next.receive,
+            Chain::Change => &mut self.state.next.change,
+            Chain::Job => &mut self.state.next.job,
+        }
+    }
+
     /// Hands out the next key of `chain`: its index is saved before it is returned.
     pub fn next_key(&mut self, chain: Chain) -> Result<(u32, PrivateKey), WalletError> {
         let index = self.count(chain);
         let key = self.account.key(chain, index)?;
-        let slot = match chain {
-            Chain::Receive => &mut self.state.next.receive,
-            Chain::Change => &mut self.state.next.change,
-            Chain::Job => &mut self.state.next.job,
-        };
-        *slot += 1;
+        *self.count_mut(chain) += 1;
         self.save()?;
         Ok((index, key))
     }
@@ -284,9 +287,8 @@ impl Wallet {
     ) -> Result<(Transaction, u64), WalletError> {
         let dest = Address::parse_for(to, self.params.address_version)
             .map_err(|_| WalletError::BadAddress(to.to_owned(), self.network()))?;
-        let value = Amount::from_base(amount).ok_or(WalletError::Insufficient {
-            have: 0,
-            need: amount,
+        let value = Amount::from_base(amount).ok_or_else(|| {
+            WalletError::Build(format!("{amount} base units exceeds the money supply"))
         })?;
         let (coins, _) = self.coins(node).await?;
         let change_index = self.count(Chain::Change);
@@ -361,11 +363,8 @@ impl Wallet {
                 to: self.account.path(chain, i.saturating_sub(1)),
                 used,
             });
-            match chain {
-                Chain::Receive => self.state.next.receive = self.state.next.receive.max(next),
-                Chain::Change => self.state.next.change = self.state.next.change.max(next),
-                Chain::Job => self.state.next.job = self.state.next.job.max(next),
-            }
+            let slot = self.count_mut(chain);
+            *slot = (*slot).max(next);
         }
         self.save()?;
         Ok(report)

@@ -298,6 +298,43 @@ fn wallet_cli_end_to_end() {
     );
     net.stop_pace();
 
+    // Restore from the phrase into another directory: the scan finds every coin.
+    let out = Command::new(wallet_bin())
+        .arg("--wallet-dir")
+        .arg(root.join("restored"))
+        .args([
+            "--node",
+            &w.node,
+            "--json",
+            "restore",
+            "--network",
+            "regtest",
+        ])
+        .env("CAMEL_WALLET_PASSPHRASE", PASS)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{phrase}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        restored["balance"]["spendable_base"].as_u64().unwrap(),
+        w.spendable(),
+        "{restored}"
+    );
     drop(net);
     let _ = std::fs::remove_dir_all(&root);
 }
