@@ -287,10 +287,20 @@ impl JobPool {
                     if assign.worker != c.commitment.worker {
                         return Err(invalid("the commitment is not the assigned worker's"));
                     }
-                    if let Some(stake) = record.as_ref().and_then(|r| r.stake)
-                        && stake != c.commitment.stake
-                    {
-                        return Err(invalid("the commitment names another stake than the job's"));
+                    if let Some(stake) = record.as_ref().and_then(|r| r.stake) {
+                        if stake != c.commitment.stake {
+                            return Err(invalid(
+                                "the commitment names another stake than the job's",
+                            ));
+                        }
+                        // The stake must be slashable for this worker's commitment.
+                        if let Some(Template::Stake(s)) = stake_template(&self.node, &stake)
+                            && s.worker != c.commitment.worker
+                        {
+                            return Err(invalid(
+                                "the job's stake names another worker than the commitment's",
+                            ));
+                        }
                     }
                     if job.commit.is_some() {
                         return Err(ignored("a commitment is stored already"));
@@ -409,6 +419,12 @@ impl JobPool {
 
     /// Submits a local party's message and gossips it.
     pub async fn publish(&self, msg: &JobMessage) -> Result<(), PoolError> {
+        // A GetJob is asked of one peer, never gossiped: peers score gossiped ones down.
+        if matches!(msg, JobMessage::GetJob(_)) {
+            return Err(invalid(
+                "GetJob is a request to one peer, not a message to publish",
+            ));
+        }
         let bytes = msg.to_bytes();
         self.submit(&bytes)?;
         if let Some(net) = self.network()
@@ -617,6 +633,13 @@ pub fn derive_state(
         (Some(_), _) => JobState::Accepted,
         (None, _) => JobState::Created,
     }
+}
+
+/// The template of an unspent coin, if `node` knows it.
+fn stake_template(node: &Node, op: &OutPoint) -> Option<Template> {
+    let snap = node.store().snapshot().ok()?;
+    let coin = snap.try_coin(op).ok()??;
+    templates::classify_job(&coin.output.script_pubkey)
 }
 
 /// The stake output (value) a job's acceptance holds, if its coin is known to `node`.

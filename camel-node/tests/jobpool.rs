@@ -15,7 +15,7 @@ use camel_core::job::txs::funded_tx;
 use camel_core::job::{Commitment, PromptFormat};
 use camel_core::keys::PrivateKey;
 use camel_core::rastic::SamplingParams;
-use camel_core::templates::Escrow;
+use camel_core::templates::{Escrow, Stake};
 use camel_core::transaction::{OutPoint, TxOut};
 use camel_core::{JobId, ModelId};
 use camel_node::jobpool::{JobPool, JobState, PoolError};
@@ -279,6 +279,113 @@ fn tampered_oversized_replayed_and_misaddressed_messages_are_the_senders_fault()
         JobAcceptance::Accept
     );
     assert!(f.pool.view(&job).unwrap().job.commit.is_some());
+}
+
+/// A commit naming the job's stake is refused when that stake is another worker's: the client
+/// would be paying for an output nobody can slash.
+#[test]
+fn a_commit_over_another_workers_stake_is_refused() {
+    let f = fixture();
+    let p = params(&f, "hello", 9);
+    let job = p.job_id();
+    gossip(&f, &offer(&f, &p, 0).to_bytes()).unwrap();
+    f.node.generate(1, &script_of(&key(9)), 1).unwrap();
+    let (worker, other) = (key(5), key(6));
+    // The job's first (so its acceptance) stake names `other`.
+    let stake = TxOut {
+        value: amount(60_000),
+        script_pubkey: Stake {
+            job_id: job,
+            worker: other.public_key(),
+            client: f.client.public_key(),
+            window_end_height: f.node.chain().height() + 1_000,
+        }
+        .script_pubkey(),
+    };
+    let tx = funded_tx(
+        vec![],
+        vec![stake],
+        &f.coins[1..=1],
+        &f.client,
+        script_of(&f.client),
+        amount(1_000),
+        job,
+        0,
+    )
+    .unwrap();
+    let stake_op = OutPoint::new(f.node.submit_tx(tx).unwrap(), 0);
+    f.node.generate(1, &script_of(&key(9)), 1).unwrap();
+    assert_eq!(
+        f.node
+            .store()
+            .snapshot()
+            .unwrap()
+            .try_job(&job)
+            .unwrap()
+            .unwrap()
+            .stake,
+        Some(stake_op)
+    );
+    let sealed = Sealed::seal_random(
+        &mut secp256k1::rand::rng(),
+        &worker.public_key(),
+        Purpose::Prompt,
+        &job,
+        b"hello",
+    )
+    .unwrap();
+    let mut a = Assign {
+        job_id: job,
+        worker: worker.public_key(),
+        seq: 1,
+        prompt: sealed,
+        sig: vec![],
+    };
+    a.sign(&f.client);
+    gossip(&f, &JobMessage::Assign(a).to_bytes()).unwrap();
+    let mut c = Commitment {
+        job_id: job,
+        worker: worker.public_key(),
+        stake: stake_op,
+        output_hash: [1; 32],
+        output_len: 3,
+        text_hash: [2; 32],
+        key_hash: [3; 32],
+        ciphertext_hash: [4; 32],
+        reward: worker.public_key().pubkey_hash(),
+        sig: vec![],
+    };
+    c.sign(&worker);
+    let delivery = Sealed::seal_random(
+        &mut secp256k1::rand::rng(),
+        &f.client.public_key(),
+        Purpose::Delivery,
+        &job,
+        b"ct",
+    )
+    .unwrap();
+    let r = gossip(
+        &f,
+        &JobMessage::Commit(Commit {
+            commitment: c,
+            delivery,
+        })
+        .to_bytes(),
+    );
+    assert!(
+        matches!(&r, Err(JobFault::Invalid(why)) if why.contains("another worker")),
+        "{r:?}"
+    );
+    assert!(f.pool.view(&job).unwrap().job.commit.is_none());
+}
+
+/// A GetJob is a request to one peer: publishing it (gossip) is refused before it leaves.
+#[tokio::test]
+async fn get_job_is_not_published() {
+    let f = fixture();
+    let msg = JobMessage::GetJob(JobId::hash(b"any"));
+    let r = f.pool.publish(&msg).await;
+    assert!(matches!(r, Err(PoolError::Invalid(_))), "{r:?}");
 }
 
 #[test]

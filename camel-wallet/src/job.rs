@@ -609,16 +609,16 @@ impl JobClient {
                             tokio::time::sleep(self.poll).await;
                             continue;
                         };
-                        let Some(Template::Stake(s)) =
-                            templates::classify_job(&stake_out.script_pubkey)
-                        else {
-                            return Err(protocol("the acceptance is not a stake"));
-                        };
-                        if stake_out.value < job.params.min_stake || s.client != self.public_key() {
-                            excluded.insert(bid.worker);
-                            assigned = None;
-                            continue;
-                        }
+                        let s =
+                            match check_stake(job, &self.public_key(), &c.commitment, &stake_out) {
+                                Ok(s) => s,
+                                Err(why) => {
+                                    tracing_warn(&format!("job {id}: not paying: {why}"));
+                                    excluded.insert(bid.worker);
+                                    assigned = None;
+                                    continue;
+                                }
+                            };
                         let timeout = s.window_end_height;
                         let paid_tx = self.pay(job, &info, &c.commitment, req, timeout).await?;
                         payment = Some((paid_tx, timeout));
@@ -790,6 +790,130 @@ impl JobClient {
     }
 }
 
+/// Checks the job's acceptance stake before paying for `c`: it must be slashable by this
+/// client for this commitment — a stake template for this job, naming the committing worker
+/// and this client, of at least the job's minimum. A stake naming anyone else would leave
+/// nothing to take back when the output is wrong.
+pub fn check_stake(
+    job: &Submitted,
+    client: &PublicKey,
+    c: &Commitment,
+    out: &TxOut,
+) -> Result<templates::Stake, String> {
+    let Some(Template::Stake(s)) = templates::classify_job(&out.script_pubkey) else {
+        return Err("the acceptance output is not a stake".into());
+    };
+    if s.job_id != job.job_id {
+        return Err("the stake is for another job".into());
+    }
+    if s.worker != c.worker {
+        return Err("the stake names another worker than the commitment's".into());
+    }
+    if s.client != *client {
+        return Err("the stake names another client".into());
+    }
+    if out.value < job.params.min_stake {
+        return Err(format!(
+            "the stake holds {} base units, below the job's minimum {}",
+            out.value.to_base(),
+            job.params.min_stake.to_base()
+        ));
+    }
+    Ok(s)
+}
+
 fn tracing_warn(msg: &str) {
     tracing::warn!("{msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PrivateKey {
+        PrivateKey::from_slice(&[b; 32]).unwrap()
+    }
+
+    fn job(client: &PrivateKey) -> Submitted {
+        let (prompt_hash, prompt_len) = JobParams::prompt_fields("p");
+        let params = JobParams {
+            model: ModelId::default(),
+            prompt_format: PromptFormat::Raw,
+            prompt_hash,
+            prompt_len,
+            max_tokens: 4,
+            sampling: SamplingParams::GREEDY,
+            created_at: 0,
+            timelock: 100,
+            reward: Amount::from_base(1_000).unwrap(),
+            min_stake: Amount::from_base(5_000).unwrap(),
+            client: client.public_key(),
+            contact: Vec::new(),
+            salt: [0; 16],
+        };
+        let job_id = params.job_id();
+        Submitted {
+            params,
+            prompt: b"p".to_vec(),
+            job_id,
+            job_tx: Transaction {
+                version: 1,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                lock_time: 0,
+                job_id,
+            },
+        }
+    }
+
+    fn commitment(job: &Submitted, worker: &PrivateKey) -> Commitment {
+        Commitment {
+            job_id: job.job_id,
+            worker: worker.public_key(),
+            stake: OutPoint::new(camel_core::Txid::default(), 0),
+            output_hash: [0; 32],
+            output_len: 0,
+            text_hash: [0; 32],
+            key_hash: [0; 32],
+            ciphertext_hash: [0; 32],
+            reward: [0; 20],
+            sig: Vec::new(),
+        }
+    }
+
+    fn stake(job_id: JobId, worker: &PrivateKey, client: &PrivateKey, value: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_base(value).unwrap(),
+            script_pubkey: templates::Stake {
+                job_id,
+                worker: worker.public_key(),
+                client: client.public_key(),
+                window_end_height: 50,
+            }
+            .script_pubkey(),
+        }
+    }
+
+    #[test]
+    fn only_a_stake_slashable_for_the_commitment_is_paid_for() {
+        let (client, worker, other) = (key(1), key(2), key(3));
+        let j = job(&client);
+        let c = commitment(&j, &worker);
+        let me = client.public_key();
+        assert!(check_stake(&j, &me, &c, &stake(j.job_id, &worker, &client, 5_000)).is_ok());
+        // Another worker's stake (say, a colluder's) would leave nothing to slash.
+        let e = check_stake(&j, &me, &c, &stake(j.job_id, &other, &client, 5_000)).unwrap_err();
+        assert!(e.contains("another worker"), "{e}");
+        let e = check_stake(&j, &me, &c, &stake(j.job_id, &worker, &other, 5_000)).unwrap_err();
+        assert!(e.contains("another client"), "{e}");
+        let e = check_stake(&j, &me, &c, &stake(JobId::ZERO, &worker, &client, 5_000)).unwrap_err();
+        assert!(e.contains("another job"), "{e}");
+        let e = check_stake(&j, &me, &c, &stake(j.job_id, &worker, &client, 4_999)).unwrap_err();
+        assert!(e.contains("below"), "{e}");
+        let plain = TxOut {
+            value: Amount::from_base(5_000).unwrap(),
+            script_pubkey: p2pkh(&worker.public_key().pubkey_hash()),
+        };
+        assert!(check_stake(&j, &me, &c, &plain).is_err());
+    }
 }
