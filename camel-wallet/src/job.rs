@@ -85,6 +85,31 @@ pub enum Outcome {
     Refunded { refund: camel_core::Txid },
 }
 
+/// What happened to a job, step by step, as [`JobClient::follow`] sees it: the CLI, the TUI
+/// and the testnet demo show these.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// The job was assigned to a bidder (the prompt sealed to it).
+    Assigned { worker: PublicKey, stake: Amount },
+    /// The worker's commitment checked out (signature, stake, sealed delivery).
+    Committed { commitment: Commitment },
+    /// The escrow was paid into the HTLC on the delivery key's hash.
+    Paid {
+        txid: camel_core::Txid,
+        timeout: u32,
+    },
+    /// The worker claimed the payment, revealing the delivery key.
+    Revealed { claim: Option<camel_core::Txid> },
+    /// The output decrypted to what was committed.
+    Delivered { delivery: Delivery },
+    /// A verifier answered.
+    Verdict { verdict: SignedVerdict },
+    /// The output is wrong: a fraud proof is being filed.
+    Disputing { why: String },
+    /// Nobody delivered in time: the money is being taken back.
+    Refunding,
+}
+
 /// A job the client created.
 #[derive(Debug, Clone)]
 pub struct Submitted {
@@ -107,6 +132,7 @@ pub struct JobClient {
     pub poll: Duration,
     /// Coins spent by this client's transactions not yet mined.
     spent: Mutex<HashSet<OutPoint>>,
+    progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
 }
 
 impl JobClient {
@@ -118,6 +144,20 @@ impl JobClient {
             params,
             poll: Duration::from_millis(300),
             spent: Mutex::new(HashSet::new()),
+            progress: None,
+        }
+    }
+
+    /// Reports each step of the jobs it follows on `tx`.
+    pub fn with_progress(mut self, tx: tokio::sync::mpsc::UnboundedSender<Progress>) -> Self {
+        self.progress = Some(tx);
+        self
+    }
+
+    fn report(&self, p: Progress) {
+        if let Some(tx) = &self.progress {
+            // Nobody listening is fine: progress is informative.
+            let _ = tx.send(p);
         }
     }
 
@@ -569,6 +609,7 @@ impl JobClient {
                 assigned = None;
             }
             if payment.is_none() && info.tip >= timelock {
+                self.report(Progress::Refunding);
                 let refund = self.refund_escrow(job, &info, req).await?;
                 return Ok(Outcome::Refunded { refund });
             }
@@ -586,6 +627,10 @@ impl JobClient {
                 if let Some(b) = bid {
                     seq = seq.saturating_add(1);
                     self.assign(job, &b, seq).await?;
+                    self.report(Progress::Assigned {
+                        worker: b.worker,
+                        stake: b.stake,
+                    });
                     assigned = Some(b);
                 }
             }
@@ -620,7 +665,14 @@ impl JobClient {
                                 }
                             };
                         let timeout = s.window_end_height;
+                        self.report(Progress::Committed {
+                            commitment: c.commitment.clone(),
+                        });
                         let paid_tx = self.pay(job, &info, &c.commitment, req, timeout).await?;
+                        self.report(Progress::Paid {
+                            txid: paid_tx.txid(),
+                            timeout,
+                        });
                         payment = Some((paid_tx, timeout));
                     }
                     Err(e) => {
@@ -634,10 +686,14 @@ impl JobClient {
             // 3. Once the key is out, read and verify.
             if let Some((ptx, timeout)) = &payment {
                 if let Some(key) = info.revealed_key {
+                    self.report(Progress::Revealed {
+                        claim: info.claim_tx.as_ref().map(Transaction::txid),
+                    });
                     let (c, ciphertext) = self.check_commit(job, &info, &bid.worker).await?;
                     return self.settle(job, req, &c.commitment, &ciphertext, key).await;
                 }
                 if info.tip >= *timeout {
+                    self.report(Progress::Refunding);
                     let refund = self.refund_payment(ptx, *timeout, req).await?;
                     return Ok(Outcome::Refunded { refund });
                 }
@@ -670,12 +726,14 @@ impl JobClient {
                     ciphertext: ciphertext.to_vec(),
                 },
             };
+            let why = "the delivery does not open to the committed output".to_owned();
+            self.report(Progress::Disputing { why: why.clone() });
             let slash = self.slash_when_claimed(job, req, &c.worker, &ev).await?;
-            return Ok(Outcome::Disputed {
-                why: "the delivery does not open to the committed output".into(),
-                slash,
-            });
+            return Ok(Outcome::Disputed { why, slash });
         };
+        self.report(Progress::Delivered {
+            delivery: delivery.clone(),
+        });
         // Verifiers that are not the worker, by key and by peer.
         let worker_hex = camel_core::hash::to_hex(&c.worker.to_bytes());
         let worker_peer = self
@@ -716,7 +774,10 @@ impl JobClient {
                     continue;
                 };
                 match self.verify_with(&w.peer, &vk, job, c, &delivery).await {
-                    Ok(v) => verdicts.push(v),
+                    Ok(v) => {
+                        self.report(Progress::Verdict { verdict: v.clone() });
+                        verdicts.push(v)
+                    }
                     Err(e) => tracing_warn(&format!("verifier {} failed: {e}", w.peer)),
                 }
             }
@@ -740,14 +801,13 @@ impl JobClient {
                     suffix_hash: chain.get(x + 1).copied().unwrap_or_default(),
                 },
             };
+            let why = format!(
+                "position {x}: token {} where the model gives {}",
+                f.claimed, f.expected
+            );
+            self.report(Progress::Disputing { why: why.clone() });
             let slash = self.slash_when_claimed(job, req, &c.worker, &ev).await?;
-            return Ok(Outcome::Disputed {
-                why: format!(
-                    "position {x}: token {} where the model gives {}",
-                    f.claimed, f.expected
-                ),
-                slash,
-            });
+            return Ok(Outcome::Disputed { why, slash });
         }
         if let Some(v) = verdicts.iter().find(|v| !v.text_ok) {
             let _ = v;
@@ -759,11 +819,10 @@ impl JobClient {
                     text: delivery.text.clone(),
                 },
             };
+            let why = "the text is not the tokens' text".to_owned();
+            self.report(Progress::Disputing { why: why.clone() });
             let slash = self.slash_when_claimed(job, req, &c.worker, &ev).await?;
-            return Ok(Outcome::Disputed {
-                why: "the text is not the tokens' text".into(),
-                slash,
-            });
+            return Ok(Outcome::Disputed { why, slash });
         }
         Ok(Outcome::Settled { delivery, verdicts })
     }

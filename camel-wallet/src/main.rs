@@ -13,7 +13,7 @@ use camel_core::job::PromptFormat;
 use camel_core::keys::PublicKey;
 use camel_core::params::{Network, Params};
 use camel_core::rastic::SamplingParams;
-use camel_wallet::job::{JobClient, JobError, JobRequest, Outcome};
+use camel_wallet::job::{JobClient, JobError, JobRequest, Outcome, Progress};
 use camel_wallet::keys::{Chain, new_mnemonic};
 use camel_wallet::keystore::{DEFAULT_COSTS, KeystoreError};
 use camel_wallet::node::{NodeClient, NodeError};
@@ -483,7 +483,16 @@ async fn job(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
                 *yes,
             )?;
             let (index, key) = w.next_key(Chain::Job)?;
-            let client = JobClient::new(node(cli), key, w.params.clone()).with_funding(w.keys()?);
+            let (progress, mut steps) = tokio::sync::mpsc::unbounded_channel();
+            let client = JobClient::new(node(cli), key, w.params.clone())
+                .with_funding(w.keys()?)
+                .with_progress(progress);
+            // Each step on stderr as it happens; stdout keeps the data only.
+            tokio::spawn(async move {
+                while let Some(p) = steps.recv().await {
+                    eprintln!("{}", describe(&p));
+                }
+            });
             let submitted = client.submit(&req).await?;
             let job_id = submitted.job_id.to_string();
             w.record_job(JobEntry {
@@ -612,5 +621,52 @@ fn main() {
             }
             std::process::exit(e.code());
         }
+    }
+}
+
+/// One line for a job step, as `job submit --wait` shows it on stderr.
+fn describe(p: &Progress) -> String {
+    let short = |b: &[u8]| {
+        camel_core::hash::to_hex(b)
+            .chars()
+            .take(16)
+            .collect::<String>()
+    };
+    match p {
+        Progress::Assigned { worker, stake } => format!(
+            "assigned to worker {}… (bid stake {} base units)",
+            short(&worker.to_bytes()),
+            stake.to_base()
+        ),
+        Progress::Committed { commitment } => format!(
+            "committed: {} tokens, output hash {}…, stake {}:{}",
+            commitment.output_len,
+            short(&commitment.output_hash),
+            commitment.stake.txid,
+            commitment.stake.vout
+        ),
+        Progress::Paid { txid, timeout } => {
+            format!("paid: {txid} (refundable from height {timeout} if no key is revealed)")
+        }
+        Progress::Revealed { claim } => match claim {
+            Some(t) => format!("the worker claimed its payment ({t}): the delivery key is out"),
+            None => "the delivery key is out".into(),
+        },
+        Progress::Delivered { delivery } => format!(
+            "decrypted {} tokens matching the commitment; asking verifiers",
+            delivery.tokens.len()
+        ),
+        Progress::Verdict { verdict } => format!(
+            "verdict from {}…: {} ({} positions checked)",
+            short(&verdict.verifier.to_bytes()),
+            if verdict.accepts() {
+                "valid"
+            } else {
+                "INVALID"
+            },
+            verdict.checked
+        ),
+        Progress::Disputing { why } => format!("disputing: {why}"),
+        Progress::Refunding => "nobody delivered in time: taking the money back".into(),
     }
 }

@@ -6,14 +6,78 @@
 //! block at a fixed interval on the first node: regtest's proof of work is trivial, so the
 //! network's clock is whatever the scenario sets.
 
+pub mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use camel_wallet::node::NodeClient;
+
+/// Every node process this process started and has not stopped: a signal handler stops them
+/// ([`stop_all`]) when the network's owner cannot (it is interrupted mid-step).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Marks this process as interrupted: its owner is stopping the nodes and will exit, so a
+/// scenario failing because its nodes went away is not worth reporting.
+pub fn set_interrupted() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn forget(pid: u32) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| *p != pid);
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Stops every node process this process started: SIGTERM, then SIGKILL after `grace`.
+pub fn stop_all(grace: Duration) {
+    let pids = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    stop_pids(&pids, grace);
+}
+
+/// Stops the processes `pids`: SIGTERM, then SIGKILL to those alive after `grace`.
+pub fn stop_pids(pids: &[u32], grace: Duration) {
+    for &p in pids {
+        signal(p, "-TERM");
+    }
+    let start = Instant::now();
+    while start.elapsed() < grace && pids.iter().any(|&p| alive(p)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for &p in pids {
+        if alive(p) {
+            signal(p, "-KILL");
+        }
+    }
+}
 
 /// How one node of the network runs.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +112,7 @@ impl NodeProc {
     /// Kills the process at once (SIGKILL): no chance to shut down.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            forget(c.id());
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -56,9 +121,8 @@ impl NodeProc {
     /// Stops the process with SIGTERM and waits (then SIGKILL after `grace`).
     pub fn stop(&mut self, grace: Duration) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            forget(c.id());
+            signal(c.id(), "-TERM");
             let start = Instant::now();
             while start.elapsed() < grace {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -69,6 +133,11 @@ impl NodeProc {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -198,7 +267,7 @@ impl Testnet {
             .create(true)
             .append(true)
             .open(&log)?;
-        let mut child = cmd
+        let child = cmd
             .env(
                 "RUST_LOG",
                 std::env::var("CAMEL_TESTNET_LOG")
@@ -208,46 +277,54 @@ impl Testnet {
             .stderr(out)
             .spawn()
             .with_context(|| format!("starting {}", self.bin.display()))?;
-        let api = wait_file(
-            &dir.join("api.addr"),
-            Duration::from_secs(120),
-            &mut child,
-            &log,
-        )?;
-        let p2p = wait_file(
-            &dir.join("p2p.addr"),
-            Duration::from_secs(30),
-            &mut child,
-            &log,
-        )?;
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
+        let mut node = NodeProc {
+            spec,
+            dir: dir.clone(),
+            log: log.clone(),
+            child: Some(child),
+            api: String::new(),
+            p2p: String::new(),
+            token: String::new(),
+            worker: None,
+        };
+        // From here on, a failure drops `node`, which kills the process.
+        let Some(child) = node.child.as_mut() else {
+            bail!("the node process is gone");
+        };
+        let api = wait_file(&dir.join("api.addr"), Duration::from_secs(120), child, &log)?;
+        let p2p = wait_file(&dir.join("p2p.addr"), Duration::from_secs(30), child, &log)?;
         let token = std::fs::read_to_string(dir.join(".cookie")).context("the node's cookie")?;
-        let worker = if spec.model.is_some() {
+        if node.spec.model.is_some() {
             let w: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(dir.join("worker.json"))?)?;
-            Some((
+            node.worker = Some((
                 w["worker"].as_str().unwrap_or_default().to_owned(),
                 w["address"].as_str().unwrap_or_default().to_owned(),
-            ))
-        } else {
-            None
-        };
-        let p2p = p2p
+            ));
+        }
+        node.p2p = p2p
             .lines()
             .find(|l| l.contains("127.0.0.1"))
             .or_else(|| p2p.lines().next())
             .unwrap_or_default()
             .trim()
             .to_owned();
-        Ok(NodeProc {
-            spec,
-            dir,
-            log,
-            child: Some(child),
-            api: format!("http://{}", api.trim()),
-            p2p,
-            token: token.trim().to_owned(),
-            worker,
-        })
+        node.api = format!("http://{}", api.trim());
+        node.token = token.trim().to_owned();
+        Ok(node)
+    }
+
+    /// Starts one more node, joining the first, and waits until it has a peer.
+    pub fn add(&mut self, spec: NodeSpec) -> anyhow::Result<usize> {
+        let i = self.nodes.len();
+        let node = self.spawn(i, spec)?;
+        self.nodes.push(node);
+        self.wait_connected(Duration::from_secs(60))?;
+        Ok(i)
     }
 
     /// Kills node `i` with SIGKILL and starts it again on the same data directory.
