@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages llama.cpp's build needs (cmake, clang, libclang for bindgen)
-# when they are missing: with apt, as root or through sudo. Elsewhere it says what to install.
+# when they are missing: with apt, as root or through a sudo that needs no password; otherwise
+# it stops at once with the exact command to run.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -17,8 +18,11 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
-    echo "build-deps: run 'apt-get install ${need[*]}' as root, then run this again" >&2
+  # Only a sudo that needs no password: a script must not stop at a hidden prompt.
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+    echo "build-deps: llama.cpp's build needs ${need[*]}; install them with" >&2
+    echo "  sudo apt-get install -y ${need[*]}" >&2
+    echo "then run this again" >&2
     exit 1
   fi
 fi

@@ -9,9 +9,7 @@ cd "$(dirname "$0")/.."
 
 export CAMEL_MODEL_DIR="${CAMEL_MODEL_DIR:-$PWD/models}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-scripts/build-deps.sh
-echo "== fetching the bundled model (SmolLM2-135M-Instruct, Q4_1) into $CAMEL_MODEL_DIR" >&2
-scripts/fetch-model.sh "$CAMEL_MODEL_DIR" >/dev/null
+scripts/setup.sh >/dev/null
 
 echo "== building camel-worker and camel-testnet (a few minutes the first time)" >&2
 cargo build --workspace --bins

@@ -4,6 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CAMEL_MODEL_DIR="${CAMEL_MODEL_DIR:-$PWD/models}"
-scripts/build-deps.sh
-scripts/fetch-model.sh "$CAMEL_MODEL_DIR" >/dev/null
+scripts/setup.sh >/dev/null
 cargo test --workspace --all-targets
