@@ -4,11 +4,15 @@
 //! Reads are open. Anything that controls the node (`POST /block`, `POST /generate`,
 //! `POST /shutdown`) needs `Authorization: Bearer <token>`, the token being the content of
 //! the data directory's cookie file (fresh each start, mode 0600). `POST /tx` is open: it is
-//! what a wallet broadcasts with, and peers may relay the same transaction anyway.
+//! what a wallet broadcasts with, and peers may relay the same transaction anyway; so are
+//! `POST /job/message` and `POST /verify`, what a job's client sends.
 //!
 //! Every error is JSON, `{"error": {"code": "...", "message": "..."}}`, with status 400
 //! for bad input (the code is the rejection reason for transactions and blocks), 401 for
-//! a missing or wrong token, 404 for unknown objects, 500 for storage failures.
+//! a missing or wrong token, 404 for unknown objects, 409 for a job message not taken,
+//! 413 for a body over the limit, 500 for storage and internal failures, 502 for a peer's
+//! failed verification and 503 while shutting down or without a part the request needs.
+//! `docs/api.md` lists every code.
 
 use std::sync::Arc;
 
@@ -171,6 +175,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/models", get(models))
         .route("/verify", post(post_verify))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/api.md") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint takes another HTTP method; see docs/api.md",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -4,6 +4,8 @@
 //!
 //! Layout: `<dir>/chain.redb` (the store), `<dir>/LOCK` (holds the running node's process id
 //! while it is locked), `<dir>/.cookie` (the API token, mode 0600, removed on clean shutdown).
+//! The daemon adds `api.addr` and `p2p.addr`, camel-p2p the network key `p2p_key`, and
+//! `camel-worker node` its `job_key`, `worker.json` and `worker/` (`docs/node.md`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

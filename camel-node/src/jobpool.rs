@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use camel_core::hash::{Hash256, JobId};
 use camel_core::job::message::{
-    Announce, Assign, Bid, Commit, JobMessage, Offer, Release, encode_job_answer,
+    Announce, Assign, Bid, Commit, JobMessage, Offer, Release, decode_job_answer, encode_job_answer,
 };
 use camel_core::job::rules::JobRecord;
 use camel_core::keys::PublicKey;
@@ -36,6 +36,8 @@ pub const MAX_BIDS: usize = 16;
 pub const MAX_CLOCK_SKEW: u64 = 2 * 60 * 60;
 /// Blocks a final job is kept after it became final.
 pub const PRUNE_AFTER: u32 = 100;
+/// Most peers asked for one job by [`JobPool::fetch`].
+pub const MAX_FETCH_PEERS: usize = 8;
 
 /// A job's state (§13.6). The last three are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -326,14 +328,17 @@ impl JobPool {
     fn take_offer(&self, o: &Offer, id: Hash256, len: usize, tip: u32) -> Result<(), PoolError> {
         let job_id = o.params.job_id();
         o.params.validate().map_err(invalid)?;
-        if o.params.timelock <= tip {
+        let record = self.record(&job_id);
+        // A job the chain records is taken whatever its timelock: a restarted node fetches
+        // the jobs it is a party to, and their stakes and payments outlive the timelock.
+        if o.params.timelock <= tip && record.is_none() {
             return Err(invalid("the job's timelock is not above the tip"));
         }
         if self.state().jobs.contains_key(&job_id) {
             return Err(ignored("the job is in the pool"));
         }
         let escrow = o.escrow().map_err(invalid)?;
-        match self.record(&job_id) {
+        match record {
             Some(r) if r.escrow != escrow => {
                 return Err(invalid("the chain's job has another escrow"));
             }
@@ -433,6 +438,59 @@ impl JobPool {
             tracing::debug!("job message not gossiped: {e}");
         }
         Ok(())
+    }
+
+    /// Asks connected peers for a job this pool lacks or holds unassigned (a restart empties
+    /// the pool; a worker that was down missed its assignment) and takes what they answer,
+    /// checked as gossip is. A peer whose answer carries an invalid message, or another job's,
+    /// is scored down. Returns whether the pool holds the job afterwards.
+    pub async fn fetch(&self, job_id: &JobId) -> bool {
+        let complete = |pool: &Self| {
+            pool.state()
+                .jobs
+                .get(job_id)
+                .is_some_and(|j| j.assign.is_some())
+        };
+        let Some(net) = self.network() else {
+            return self.state().jobs.contains_key(job_id);
+        };
+        let peers = net.peers().await.unwrap_or_default();
+        let ask = JobMessage::GetJob(*job_id).to_bytes();
+        let connected = peers
+            .into_iter()
+            .filter(|p| p.connected_since.is_some() && !p.banned)
+            .take(MAX_FETCH_PEERS);
+        for peer in connected {
+            if complete(self) {
+                break;
+            }
+            let answer = match net.request_job(peer.peer_id, ask.clone()).await {
+                Ok(a) if a.is_empty() => continue,
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("GetJob {job_id} from {}: {e}", peer.peer_id);
+                    continue;
+                }
+            };
+            let fault = match decode_job_answer(&answer) {
+                Err(e) => Some(format!("undecodable GetJob answer: {e}")),
+                Ok(msgs) => msgs.iter().find_map(|m| {
+                    match JobMessage::from_bytes(m) {
+                        Ok(msg) if msg.job_id() == Some(*job_id) => {}
+                        _ => return Some("a GetJob answer carries another job's message".into()),
+                    }
+                    match self.submit(m) {
+                        Err(PoolError::Invalid(why)) => Some(format!("GetJob answer: {why}")),
+                        _ => None,
+                    }
+                }),
+            };
+            if let Some(why) = fault {
+                tracing::info!("peer {}: {why}", peer.peer_id);
+                let _ = net.report_invalid_job(peer.peer_id, why).await;
+            }
+        }
+        self.state().jobs.contains_key(job_id)
     }
 
     /// The job with its chain state.

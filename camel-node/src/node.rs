@@ -38,6 +38,8 @@ pub enum Announcement {
 
 /// Blocks `generate` makes durable together (one disk sync each batch), as a sync response.
 const GENERATE_BATCH: u32 = 64;
+/// Stale blocks in a row after which on-demand mining gives up (something keeps taking the tip).
+const MAX_STALE_GENERATED: u32 = 16;
 
 /// Bytes kept free in a template for the header, the transaction count and the coinbase.
 const COINBASE_RESERVE: usize = 1_000;
@@ -462,10 +464,12 @@ impl Node {
         threads: usize,
         hashes: &mut Vec<BlockHash>,
     ) -> Result<(), NodeError> {
-        for i in 0..n {
+        let mut stale = 0u32;
+        let mut i = 0;
+        while i < n {
             // Bounded batches, as a sync's: redb holds a deferred commit's pages until the
             // durable one.
-            if i > 0 && i % GENERATE_BATCH == 0 {
+            if i > 0 && i % GENERATE_BATCH == 0 && stale == 0 {
                 self.store.flush()?;
             }
             if self.shutting_down.load(Ordering::Relaxed) {
@@ -485,13 +489,25 @@ impl Node {
                 (outcome?, chain.tip())
             };
             if tip != hash {
-                return Err(NodeError::Mining {
-                    hash,
-                    why: format!("{:?}, tip is {tip}", outcome.accepted),
-                });
+                // Another block took the tip while this one was mined (a peer's, or another
+                // caller's): a stale block, as in any mining; mine again on the new tip.
+                let side = matches!(
+                    outcome.accepted,
+                    crate::chain::Accepted::Stored | crate::chain::Accepted::Duplicate
+                );
+                stale += 1;
+                if !side || stale > MAX_STALE_GENERATED {
+                    return Err(NodeError::Mining {
+                        hash,
+                        why: format!("{:?}, tip is {tip}", outcome.accepted),
+                    });
+                }
+                continue;
             }
+            stale = 0;
             self.announce(Announcement::Block(block));
             hashes.push(hash);
+            i += 1;
         }
         Ok(())
     }

@@ -456,3 +456,30 @@ fn announcements_keep_the_latest_per_worker() {
         Err(PoolError::Invalid(_))
     ));
 }
+
+#[test]
+fn a_restarted_pool_takes_back_a_recorded_job_past_its_timelock() {
+    let f = fixture();
+    let p = params(&f, "after a restart", 4);
+    let m = offer(&f, &p, 0);
+    assert_eq!(gossip(&f, &m.to_bytes()).unwrap(), JobAcceptance::Accept);
+    f.node.generate(1, &script_of(&key(9)), 1).unwrap();
+    // The timelock passes while the node is down; it comes back with an empty pool.
+    let behind = p.timelock - f.node.chain().height();
+    f.node.generate(behind, &script_of(&key(9)), 1).unwrap();
+    let c = f.clock.clone();
+    let fresh = JobPool::with_clock(f.node.clone(), Box::new(move || c.load(Ordering::Relaxed)));
+    // The chain records the job: its offer is taken whatever its timelock, so the parties
+    // can still follow it to its end (here, the escrow's refund).
+    fresh.submit(&m.to_bytes()).unwrap();
+    assert_eq!(fresh.view(&p.job_id()).unwrap().state, JobState::Expired);
+    // A job the chain does not know is refused once its timelock is past.
+    let q = params(&f, "never mined", 5);
+    let mut late = q.clone();
+    late.timelock = f.node.chain().height();
+    let n = offer(&f, &late, 1);
+    assert!(matches!(
+        fresh.submit(&n.to_bytes()),
+        Err(PoolError::Invalid(_))
+    ));
+}

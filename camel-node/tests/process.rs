@@ -98,6 +98,13 @@ fn api_and_clean_shutdown() {
     let (status, v) = node.get("/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2/balance");
     assert_eq!(status, 400, "a main-network address on regtest: {v}");
     assert_eq!(node.get("/nowhere").0, 404);
+    // A known path with another method: still a JSON error.
+    let (status, v) = node.get("/generate");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (405, Some("method-not-allowed")),
+        "{v}"
+    );
     // A path that is not UTF-8 after decoding: still a JSON error.
     let (status, v) = node.get("/block/%FF");
     assert_eq!(

@@ -187,6 +187,9 @@ enum Command {
         reply: oneshot::Sender<Result<Response, NetworkError>>,
     },
     Dial(Multiaddr, oneshot::Sender<Result<(), NetworkError>>),
+    /// A peer's answer proved invalid above the network layer (e.g. a job message the pool
+    /// refused as malformed).
+    Report(PeerId, String),
     Shutdown,
 }
 
@@ -206,6 +209,7 @@ impl std::fmt::Debug for Command {
             Self::Publish { .. } => "Publish",
             Self::Request { .. } => "Request",
             Self::Dial(..) => "Dial",
+            Self::Report(..) => "Report",
             Self::Shutdown => "Shutdown",
         })
     }
@@ -324,6 +328,14 @@ impl NetworkHandle {
     /// Dials an address (the connection is reported through `peers`).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
         self.ask(|reply| Command::Dial(addr, reply)).await?
+    }
+
+    /// Scores `peer` down for an invalid job answer that only the node could judge.
+    pub async fn report_invalid_job(&self, peer: PeerId, why: String) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::Report(peer, why))
+            .await
+            .map_err(|_| NetworkError::Closed)
     }
 }
 
@@ -579,6 +591,9 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
             } => self.send(peer, &request, Pending::User(reply)),
             Command::Dial(addr, reply) => {
                 let _ = reply.send(dial_addr(&mut self.swarm, &addr));
+            }
+            Command::Report(peer, why) => {
+                self.penalise(peer, Misbehaviour::InvalidJob, &why);
             }
             Command::Shutdown => {}
         }

@@ -5,13 +5,15 @@
 //!
 //! Every step is driven from the job pool's view of a job (its messages and the chain's
 //! record), so a restarted worker picks up where it was: what it cannot recompute (the
-//! prompt, the delivery key, its commit) is written to `<data-dir>/worker/<job id>.json`
-//! before it is acted on.
+//! prompt, the delivery key, its commit) and the job's offer and assignment are written to
+//! `<data-dir>/worker/<job id>.json` before they are acted on. The pool is in memory: after
+//! a restart the executor puts its jobs' messages back and asks peers for what it missed
+//! while it was down (an assignment, say).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use camel_core::Amount;
 use camel_core::encode::{decode_from_slice, encode_to_vec};
@@ -93,6 +95,9 @@ struct Task {
     claim_tx: Option<String>,
     claim_window_end: u32,
     reclaimed: Vec<String>,
+    /// The job's offer and the assignment acted on, encoded: what a restart puts back.
+    #[serde(default)]
+    messages: Vec<String>,
 }
 
 impl Task {
@@ -108,6 +113,7 @@ impl Task {
             claim_tx: None,
             claim_window_end: 0,
             reclaimed: Vec::new(),
+            messages: Vec::new(),
         }
     }
 }
@@ -127,7 +133,12 @@ pub struct Executor {
     config: ExecutorConfig,
     dir: PathBuf,
     tasks: HashMap<JobId, Task>,
+    /// When each job missing from the pool was last looked for.
+    sought: HashMap<JobId, Instant>,
 }
+
+/// How often a job missing from the pool is put back or asked of peers.
+const SEEK_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,6 +205,7 @@ impl Executor {
             config,
             dir,
             tasks,
+            sought: HashMap::new(),
         })
     }
 
@@ -288,14 +300,63 @@ impl Executor {
             Ok(v) => v,
             Err(_) => return,
         };
+        let mut present = HashSet::new();
         for v in views {
             let id = v.job.offer.params.job_id();
+            // An unassigned job this worker bid on may have been assigned while it was down.
+            if v.job.assign.is_none()
+                && self.tasks.get(&id).is_some_and(|t| t.phase == Phase::Bid)
+                && self.restarted_since(&id)
+            {
+                continue;
+            }
+            present.insert(id);
             if !self.tasks.contains_key(&id) {
                 self.consider(&v).await;
                 continue;
             }
             if let Err(e) = self.advance(&id, &v).await {
                 tracing::warn!("job {id}: {e}");
+            }
+        }
+        self.seek(&present).await;
+    }
+
+    /// Whether this job's task was loaded from disk and has not been looked for since.
+    fn restarted_since(&self, id: &JobId) -> bool {
+        self.tasks.get(id).is_some_and(|t| !t.messages.is_empty()) && !self.sought.contains_key(id)
+    }
+
+    /// Puts back the jobs this worker is a party to that the pool lacks (after a restart, or
+    /// once pruned while a stake is still locked), from its own records and then from peers.
+    async fn seek(&mut self, present: &HashSet<JobId>) {
+        let lost: Vec<JobId> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| t.phase != Phase::Done && !present.contains(id))
+            .filter(|(id, _)| self.sought.get(id).is_none_or(|t| t.elapsed() >= SEEK_EVERY))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.sought.insert(id, Instant::now());
+            let Some(task) = self.tasks.get(&id) else {
+                continue;
+            };
+            let mut mine: Vec<Vec<u8>> = task
+                .messages
+                .iter()
+                .filter_map(|m| from_hex(m).ok())
+                .collect();
+            mine.extend(task.commit.as_deref().and_then(|c| from_hex(c).ok()));
+            for m in &mine {
+                if let Err(e) = self.pool.submit(m) {
+                    tracing::debug!("job {id}: stored message not taken: {e}");
+                }
+            }
+            if self.pool.fetch(&id).await {
+                tracing::info!("job {id} is back in the pool; resuming it");
+            } else {
+                tracing::debug!("job {id} is in no peer's pool yet");
             }
         }
     }
@@ -330,7 +391,10 @@ impl Executor {
         match self.pool.publish(&JobMessage::Bid(bid)).await {
             Ok(()) => {
                 tracing::info!("bid on job {id}");
-                self.tasks.insert(id, Task::new(&id));
+                let mut task = Task::new(&id);
+                task.messages = vec![to_hex(&JobMessage::Offer(v.job.offer.clone()).to_bytes())];
+                self.tasks.insert(id, task);
+                self.sought.insert(id, Instant::now());
                 self.save(&id);
             }
             Err(e) => tracing::debug!("bid on {id} not taken: {e}"),
@@ -440,6 +504,9 @@ impl Executor {
                 .map_err(|e| format!("cannot fund the stake: {e}"))?;
                 // Remember before acting: a restart must not stake twice.
                 if let Some(t) = self.tasks.get_mut(id) {
+                    t.messages.truncate(1);
+                    t.messages
+                        .push(to_hex(&JobMessage::Assign(assign.clone()).to_bytes()));
                     t.prompt = Some(to_hex(&prompt));
                     t.stake_tx = Some(to_hex(&encode_to_vec(&tx)));
                     t.stake_window_end = window_end;

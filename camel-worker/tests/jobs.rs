@@ -1,6 +1,7 @@
 //! The job protocol end to end, on a regtest network of `camel-worker node` processes with the
-//! bundled model: an honest job, a worker that substitutes a token, one that delivers garbage,
-//! one that never reveals its key, and a client that never pays. Balances are checked to the
+//! bundled model: an honest job, one whose worker is killed (SIGKILL) after committing and
+//! restarted, a worker that substitutes a token, one that delivers garbage, one that never
+//! reveals its key, and a client that never pays. Balances are checked to the
 //! base unit, and the coins of the whole network are counted against the subsidies mined.
 //!
 //! One network serves every scenario, one after the other (each model process costs memory and
@@ -209,6 +210,54 @@ fn jobs_end_to_end() {
         .await;
         let info = node.job(&job.job_id).await.unwrap().unwrap();
         assert!(info.claimed_height.is_some() && info.disputed_height.is_none());
+
+        // 1b. A worker killed with SIGKILL right after its commitment restarts on its data
+        // directory, puts the job back in its (in-memory) pool and still claims and settles.
+        let c0 = balance(&node, &client_addr).await;
+        let w0 = balance(&node, &worker_address(&net, 1)).await;
+        let (tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
+        let follower =
+            JobClient::new(node.clone(), client_key, Params::regtest()).with_progress(tx);
+        let req = request(model_id, "The capital of Italy is", worker_key(&net, 1));
+        let running = tokio::spawn(async move { follower.run(&req).await });
+        loop {
+            match tokio::time::timeout(Duration::from_secs(180), progress.recv()).await {
+                Ok(Some(camel_wallet::job::Progress::Committed { .. })) => break,
+                Ok(Some(_)) => {}
+                other => panic!("no commitment from the worker to kill: {other:?}"),
+            }
+        }
+        let killed = net.nodes[1].pid();
+        // Testnet's calls block on their own runtime: run the restart off this one.
+        std::thread::scope(|s| s.spawn(|| net.restart(1)).join().unwrap()).unwrap();
+        assert_ne!(net.nodes[1].pid(), killed, "a new worker process");
+        let (job, outcome) = running.await.unwrap().unwrap();
+        let Outcome::Settled { delivery, verdicts } = outcome else {
+            panic!("job across a worker restart: {outcome:?}")
+        };
+        assert!(!delivery.tokens.is_empty());
+        assert!(verdicts.len() >= 2 && verdicts.iter().all(|v| v.accepts()));
+        await_balance(
+            &node,
+            &client_addr,
+            c0 - REWARD - 2 * FEE,
+            "client after the job across a restart",
+        )
+        .await;
+        await_balance(
+            &node,
+            &worker_address(&net, 1),
+            w0 + REWARD - 3 * WORKER_FEE,
+            "restarted worker",
+        )
+        .await;
+        let info = node.job(&job.job_id).await.unwrap().unwrap();
+        assert!(info.claimed_height.is_some() && info.disputed_height.is_none());
+        let log = std::fs::read_to_string(&net.nodes[1].log).unwrap();
+        assert!(
+            log.contains(&format!("job {} is back in the pool", job.job_id)),
+            "the restarted worker did not resume the job from its records"
+        );
 
         // 2. A worker that substitutes a token: the verifiers find a provable failure, the
         // fraud proof is mined (judged by model-holding nodes), stake and payment go back.
