@@ -25,13 +25,14 @@ use camel_core::job::output::{Delivery, seal_delivery};
 use camel_core::job::txs::{Spend, Unlock, funded_tx, signed_tx};
 use camel_core::job::{JobParams, claim_depth};
 use camel_core::keys::PrivateKey;
+use camel_core::rastic::TokenId;
 use camel_core::script::Script;
 use camel_core::templates::{self, Payment, Stake, Template, p2pkh};
 use camel_core::transaction::{OutPoint, Transaction, TxOut};
 use camel_node::jobpool::{JobPool, JobState, JobView};
 use camel_node::node::{Announcement, INDEX_WAIT, Node};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::judge::{SharedEngine, prompt_tokens, spec, text_of};
 
@@ -51,7 +52,8 @@ pub enum Cheat {
 pub struct ExecutorConfig {
     /// Least reward per maximum token, base units.
     pub min_price_per_token: u64,
-    /// Jobs taken at once.
+    /// Jobs taken at once and not yet committed to (bid on, staked, generating): the queue
+    /// in front of the engine. Committed jobs wait for their payment without the engine.
     pub max_jobs: usize,
     /// The stake it puts up, at least (the job's `min_stake` if higher).
     pub stake: Amount,
@@ -135,7 +137,22 @@ pub struct Executor {
     tasks: HashMap<JobId, Task>,
     /// When each job missing from the pool was last looked for.
     sought: HashMap<JobId, Instant>,
+    /// Jobs whose output is being generated.
+    generating: HashSet<JobId>,
+    /// The last bid was withheld for want of coins.
+    short_of_coins: bool,
+    generated_tx: mpsc::UnboundedSender<GenerationDone>,
+    generated_rx: Option<mpsc::UnboundedReceiver<GenerationDone>>,
 }
+
+/// A generated output, before it is committed to.
+#[derive(Debug)]
+struct Generated {
+    tokens: Vec<TokenId>,
+    text: Vec<u8>,
+}
+
+type GenerationDone = (JobId, JobParams, OutPoint, Result<Generated, String>);
 
 /// How often a job missing from the pool is put back or asked of peers.
 const SEEK_EVERY: Duration = Duration::from_secs(5);
@@ -196,6 +213,7 @@ impl Executor {
         }
         let node = pool.node().clone();
         let script = p2pkh(&key.public_key().pubkey_hash());
+        let (generated_tx, generated_rx) = mpsc::unbounded_channel();
         Ok(Self {
             pool,
             node,
@@ -206,6 +224,10 @@ impl Executor {
             dir,
             tasks,
             sought: HashMap::new(),
+            generating: HashSet::new(),
+            short_of_coins: false,
+            generated_tx,
+            generated_rx: Some(generated_rx),
         })
     }
 
@@ -229,16 +251,30 @@ impl Executor {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut events = self.pool.subscribe();
         let mut last_announce = None::<tokio::time::Instant>;
+        let Some(mut generated) = self.generated_rx.take() else {
+            return;
+        };
         loop {
             if last_announce.is_none_or(|t| t.elapsed() >= self.config.announce_every) {
                 self.announce().await;
                 last_announce = Some(tokio::time::Instant::now());
             }
             self.step().await;
-            tokio::select! {
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            let done = tokio::select! {
+                _ = events.recv() => None,
+                d = generated.recv() => d,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => None,
                 _ = shutdown.wait_for(|s| *s) => break,
+            };
+            if let Some((id, p, stake, out)) = done {
+                self.generating.remove(&id);
+                let r = match out {
+                    Ok(g) => self.commit_generated(&p, stake, g).await,
+                    Err(e) => Err(format!("generation failed: {e}")),
+                };
+                if let Err(e) = r {
+                    tracing::warn!("job {id}: {e}");
+                }
             }
         }
         let open: Vec<JobId> = self
@@ -290,8 +326,19 @@ impl Executor {
     fn active(&self) -> usize {
         self.tasks
             .values()
-            .filter(|t| matches!(t.phase, Phase::Bid | Phase::Staked | Phase::Committed))
+            .filter(|t| matches!(t.phase, Phase::Bid | Phase::Staked))
             .count()
+    }
+
+    /// Whether its coins (confirmed, or its own change) cover one more stake and its fee.
+    fn can_stake(&self, p: &JobParams) -> bool {
+        let have =
+            Amount::checked_sum(self.coins().iter().map(|(_, o)| o.value)).unwrap_or(Amount::MAX);
+        let need = self
+            .stake_for(p)
+            .checked_add(self.fee())
+            .unwrap_or(Amount::MAX);
+        have >= need
     }
 
     async fn step(&mut self) {
@@ -334,7 +381,11 @@ impl Executor {
             .tasks
             .iter()
             .filter(|(id, t)| t.phase != Phase::Done && !present.contains(id))
-            .filter(|(id, _)| self.sought.get(id).is_none_or(|t| t.elapsed() >= SEEK_EVERY))
+            .filter(|(id, _)| {
+                self.sought
+                    .get(id)
+                    .is_none_or(|t| t.elapsed() >= SEEK_EVERY)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in lost {
@@ -378,6 +429,18 @@ impl Executor {
         {
             return;
         }
+        if !self.can_stake(p) {
+            // Said once per shortage, not at every step.
+            if !self.short_of_coins {
+                tracing::warn!(
+                    "not bidding: the worker's coins do not cover a stake of {} and the fee; fund its address",
+                    self.stake_for(p)
+                );
+            }
+            self.short_of_coins = true;
+            return;
+        }
+        self.short_of_coins = false;
         let id = p.job_id();
         let mut bid = Bid {
             job_id: id,
@@ -530,17 +593,16 @@ impl Executor {
                     }
                     return Ok(());
                 }
+                if v.state.is_final() {
+                    // Expired before it was generated: nothing to commit; the stake comes back.
+                    return self.reclaim(id, v);
+                }
+                if self.generating.contains(id) {
+                    return Ok(());
+                }
                 let prompt = from_hex(task.prompt.as_deref().unwrap_or_default())
                     .map_err(|e| e.to_string())?;
-                let commit = self.generate_and_commit(&p, &prompt, stake).await?;
-                self.pool
-                    .publish(&JobMessage::Commit(commit.0.clone()))
-                    .await
-                    .map_err(|e| format!("commit not taken: {e}"))?;
-                tracing::info!(
-                    "committed job {id}: {} tokens",
-                    commit.0.commitment.output_len
-                );
+                self.start_generation(&p, prompt, stake);
             }
             Phase::Committed => {
                 let task = self.tasks.get(id).cloned().ok_or("no task")?;
@@ -570,19 +632,18 @@ impl Executor {
         Ok(())
     }
 
-    async fn generate_and_commit(
-        &mut self,
-        p: &JobParams,
-        prompt: &[u8],
-        stake: OutPoint,
-    ) -> Result<(Commit,), String> {
+    /// Generates on a blocking thread, so that the executor goes on staking, claiming and
+    /// bidding meanwhile; the output comes back through `generated` (the engine runs one pass
+    /// at a time: generations and verification requests queue on it).
+    fn start_generation(&mut self, p: &JobParams, prompt: Vec<u8>, stake: OutPoint) {
         let id = p.job_id();
+        self.generating.insert(id);
         let engine = self.engine.clone();
         let params = p.clone();
-        let prompt = prompt.to_vec();
         let cheat = self.config.cheat;
-        let (tokens, text) = tokio::task::spawn_blocking(move || {
-            engine.with(|e, cfg| {
+        let done = self.generated_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = engine.with(|e, cfg| {
                 let prompt = prompt_tokens(e, &params, &prompt).map_err(|e| e.to_string())?;
                 let g = e
                     .generate(cfg, &prompt, &spec(&params), |_, _| {})
@@ -599,11 +660,26 @@ impl Executor {
                     tokens[i] = t;
                 }
                 let text = text_of(e, &tokens);
-                Ok::<_, String>((tokens, text))
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+                Ok::<_, String>(Generated { tokens, text })
+            });
+            let _ = done.send((id, params, stake, out));
+        });
+    }
+
+    /// Seals, signs, records and publishes the commitment to a generated output.
+    async fn commit_generated(
+        &mut self,
+        p: &JobParams,
+        stake: OutPoint,
+        out: Generated,
+    ) -> Result<(), String> {
+        let id = p.job_id();
+        // Still staked on this job (not released, not expired meanwhile)?
+        if self.tasks.get(&id).is_none_or(|t| t.phase != Phase::Staked) {
+            return Ok(());
+        }
+        let Generated { tokens, text } = out;
+        let cheat = self.config.cheat;
         let mut key = [0u8; 32];
         secp256k1::rand::RngCore::fill_bytes(&mut secp256k1::rand::rng(), &mut key);
         let delivery = Delivery {
@@ -643,13 +719,22 @@ impl Executor {
             commitment,
             delivery: sealed,
         };
+        // Remember before publishing: a restart must deliver this output, not another.
         if let Some(t) = self.tasks.get_mut(&id) {
             t.key = Some(to_hex(&key));
             t.commit = Some(to_hex(&JobMessage::Commit(commit.clone()).to_bytes()));
             t.phase = Phase::Committed;
         }
         self.save(&id);
-        Ok((commit,))
+        self.pool
+            .publish(&JobMessage::Commit(commit.clone()))
+            .await
+            .map_err(|e| format!("commit not taken: {e}"))?;
+        tracing::info!(
+            "committed job {id}: {} tokens",
+            commit.commitment.output_len
+        );
+        Ok(())
     }
 
     /// Claims the job's payment once it is deep enough and pays what the job promised.

@@ -432,7 +432,8 @@ struct NodeCmd {
     /// Least reward per maximum output token the worker takes a job for, base units.
     #[arg(long, default_value_t = 100)]
     min_price_per_token: u64,
-    /// Jobs the worker takes at once.
+    /// Jobs the worker takes at once before it has committed to them (bid on, staked,
+    /// generating); committed jobs waiting for their payment do not count.
     #[arg(long, default_value_t = 4)]
     max_jobs: usize,
     /// Stake the worker puts up per job, base units (the job's minimum if higher).
