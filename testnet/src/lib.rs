@@ -5,8 +5,17 @@
 //! Blocks come on demand ([`Testnet::mine`]) or from a pacer ([`Testnet::pace`]) that mines one
 //! block at a fixed interval on the first node: regtest's proof of work is trivial, so the
 //! network's clock is whatever the scenario sets.
+//!
+//! Modules:
+//! - [`demo`]: `camel-testnet demo`, the scenario end to end (an honest job verified by peers,
+//!   a cheating worker slashed), narrated and checked, with its [`demo::Summary`].
+//! - [`load`]: `camel-testnet load`, many jobs at once followed to their final states, the
+//!   coins counted, and the throughput against bare generation.
+//!
+//! `src/main.rs` is the `camel-testnet` command line (`demo`, `load`, `up`, `down`, `mine`).
 
 pub mod demo;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

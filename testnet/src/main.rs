@@ -2,7 +2,7 @@
 //!
 //! - `demo`: the product end to end (see [`camel_testnet::demo`]), exit 0 only if every step
 //!   happened as expected; `--json` puts a machine-readable summary on stdout.
-//! - `up` / `down`: keep a network running for the wallet and the TUI; `mine` funds an address.
+//! - `up` / `down`: keep a network running for the wallet; `mine` funds an address.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +67,35 @@ enum Cmd {
         /// Milliseconds between blocks.
         #[arg(long, default_value_t = 2000)]
         block_ms: u64,
+    },
+    /// Submits many jobs at once to a fresh network and follows each to its final state;
+    /// counts every coin afterwards. With --bare, times the same completions on bare
+    /// `camel-worker complete` processes (one per worker) for the throughput ratio.
+    /// Exit 0 only if every job ended and no coin was created or destroyed.
+    Load {
+        #[arg(long, default_value_t = 30)]
+        jobs: usize,
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+        /// Jobs each worker takes at once.
+        #[arg(long, default_value_t = 4)]
+        max_jobs: usize,
+        /// Verifiers each client asks for a full check of its output (other workers).
+        #[arg(long, default_value_t = 2)]
+        verifiers: usize,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 500)]
+        block_ms: u64,
+        #[arg(long)]
+        bare: bool,
+        /// The report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Keep the nodes' data and logs.
+        #[arg(long)]
+        keep: bool,
     },
     /// Stops the network `up` started in `--dir`.
     Down {
@@ -204,6 +233,57 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             cheaters,
             block_ms,
         } => up(cli, dir, *workers, *cheaters, *block_ms),
+        Cmd::Load {
+            jobs,
+            workers,
+            max_tokens,
+            max_jobs,
+            verifiers,
+            block_ms,
+            bare,
+            json,
+            keep,
+        } => {
+            if *jobs == 0 || *workers == 0 {
+                bail!("--jobs and --workers must be at least 1");
+            }
+            if *verifiers >= *workers {
+                bail!(
+                    "--verifiers {verifiers} needs more than {verifiers} workers (a worker never verifies its own job)"
+                );
+            }
+            let root = std::env::temp_dir().join(format!("camel-load-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            on_signal((!keep).then(|| root.clone()));
+            let cfg = camel_testnet::load::LoadConfig {
+                worker_bin: worker_bin(cli)?,
+                model: model(cli)?,
+                root: root.clone(),
+                keep: *keep,
+                workers: *workers,
+                jobs: *jobs,
+                max_tokens: *max_tokens,
+                max_jobs: (*max_jobs).max(1),
+                verifiers: *verifiers,
+                block_interval: Duration::from_millis(*block_ms),
+                bare: *bare,
+            };
+            eprintln!(
+                "{jobs} jobs of up to {max_tokens} tokens on {workers} workers (data in {})",
+                root.display()
+            );
+            let report = camel_testnet::load::run(&cfg)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                eprint!("{}", camel_testnet::load::render(&report));
+            } else {
+                print!("{}", camel_testnet::load::render(&report));
+            }
+            if !report.ok() && root.exists() {
+                eprintln!("the nodes' data and logs are in {}", root.display());
+            }
+            Ok(if report.ok() { 0 } else { 1 })
+        }
         Cmd::Down { dir } => down(dir),
         Cmd::Mine { dir, to, n } => {
             let state = read_state(dir)?;
