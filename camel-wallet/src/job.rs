@@ -4,7 +4,7 @@
 //! worker does not deliver.
 //!
 //! [`JobClient::run`] drives one job from offer to a final outcome; the steps are public for
-//! the CLI and the TUI to show progress.
+//! the CLI and the testnet demo to show progress.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -85,8 +85,8 @@ pub enum Outcome {
     Refunded { refund: camel_core::Txid },
 }
 
-/// What happened to a job, step by step, as [`JobClient::follow`] sees it: the CLI, the TUI
-/// and the testnet demo show these.
+/// What happened to a job, step by step, as [`JobClient::follow`] sees it: the CLI
+/// (`job submit --wait`) and the testnet demo show these.
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// The job was assigned to a bidder (the prompt sealed to it).

@@ -1,7 +1,7 @@
 //! The llama.cpp glue: loading a model, tokenizing, generating with the job's checkable sampler,
 //! and the batched teacher-forced forward pass that RASTiC verification reads logits from.
 //!
-//! Nothing outside this module (and [`crate::quantize`]) touches llama-cpp-2.
+//! Nothing outside this module (and [`crate::ffi`]) touches llama-cpp-2.
 
 use std::num::NonZeroU32;
 use std::path::Path;

@@ -6,8 +6,8 @@
 //!   the one-time delivery key.
 //! - [`commitment`]: the worker's signed commitment.
 //! - [`envelope`]: NIP-44 v2 and the sealed envelopes everything relayed travels in.
-//! - [`message`]: the job messages (offer, announce, bid, assign, commit, release) and their
-//!   stateless checks.
+//! - [`message`]: the job messages (offer, announce, bid, assign, commit, release, and the
+//!   GetJob request) and their stateless checks.
 //! - [`verdict`]: verification requests and signed verdicts.
 //! - [`evidence`]: fraud-proof evidence and the oracle's model-free half ([`evidence::JobOracle`]).
 //! - [`txs`]: building and signing the job transactions of both parties.
