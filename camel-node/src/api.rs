@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +40,8 @@ use crate::store::{IndexEntry, StoreError};
 
 /// Most coins `/address/{addr}/utxos` lists.
 pub const MAX_UTXOS_LISTED: usize = 1_000;
+/// Most headers one `/headers/{from}` answer carries.
+pub const MAX_HEADERS_SERVED: u32 = 2_000;
 /// Most blocks one `/generate` call mines.
 pub const MAX_GENERATE: u32 = 1_000;
 /// Largest request body (a hex-encoded maximum-size block, with room).
@@ -161,6 +163,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/chainstate", get(chainstate))
         .route("/block/{id}", get(block))
         .route("/tx/{txid}", get(tx))
+        .route("/tx/{txid}/proof", get(tx_proof))
+        .route("/headers/{from}", get(headers))
+        .route("/metrics", get(metrics))
         .route("/address/{addr}/balance", get(balance))
         .route("/address/{addr}/utxos", get(utxos))
         .route("/mempool", get(mempool))
@@ -358,6 +363,232 @@ async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>
         })))
     })
     .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersQuery {
+    count: Option<u32>,
+}
+
+/// Raw 80-byte headers of the active chain from `from`, for light clients that check proof of
+/// work and linkage themselves.
+async fn headers(
+    State(s): State<ApiState>,
+    from: Result<Path<String>, PathRejection>,
+    q: Result<Query<HeadersQuery>, QueryRejection>,
+) -> ApiResult {
+    let Path(from) = from.map_err(path_error)?;
+    let from: u32 = from
+        .parse()
+        .map_err(|_| ApiError::bad("bad-height", format!("{from:?} is not a height")))?;
+    let Query(q) = q.map_err(|e| ApiError::bad("bad-query", e.body_text()))?;
+    let count = q.count.unwrap_or(MAX_HEADERS_SERVED);
+    if count == 0 || count > MAX_HEADERS_SERVED {
+        return Err(ApiError::bad(
+            "bad-count",
+            format!("count must be in 1..={MAX_HEADERS_SERVED}"),
+        ));
+    }
+    let node = s.node.clone();
+    blocking(move || {
+        let chain = node.chain();
+        let tip = chain.height();
+        let mut out = Vec::new();
+        let end = from.saturating_add(count).min(tip.saturating_add(1));
+        for h in from..end {
+            let Some(e) = chain.hash_at(h).and_then(|hash| chain.entry(&hash)) else {
+                break;
+            };
+            out.push(Value::String(to_hex(&encode_to_vec(&e.header))));
+        }
+        Ok(axum::Json(json!({
+            "from": from,
+            "tip": tip,
+            "tip_hash": chain.tip().to_string(),
+            "headers": out,
+        })))
+    })
+    .await
+}
+
+/// A mined transaction with the merkle branch that ties it to its block's header.
+async fn tx_proof(
+    State(s): State<ApiState>,
+    txid: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(txid) = txid.map_err(path_error)?;
+    let txid: Txid = txid
+        .parse()
+        .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))?;
+    let node = s.node.clone();
+    blocking(move || {
+        let snapshot = node.indexed_snapshot(INDEX_WAIT)?;
+        let (block_hash, pos) = snapshot
+            .tx_location(&txid)?
+            .ok_or_else(|| ApiError::not_found(format!("transaction {txid} is not in a block")))?;
+        let block = node
+            .store()
+            .block(&block_hash)?
+            .ok_or_else(|| StoreError::Missing(format!("block {block_hash}")))?;
+        let index = usize::try_from(pos).unwrap_or(usize::MAX);
+        let tx = block
+            .txdata
+            .get(index)
+            .ok_or_else(|| StoreError::Missing(format!("transaction {pos} of {block_hash}")))?;
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+        let branch = camel_core::merkle::merkle_branch(&txids, index)
+            .ok_or_else(|| StoreError::Missing(format!("merkle branch {pos} of {block_hash}")))?;
+        let height = node
+            .chain()
+            .entry(&block_hash)
+            .map(|e| e.height)
+            .unwrap_or(0);
+        Ok(axum::Json(json!({
+            "txid": txid.to_string(),
+            "block": block_hash.to_string(),
+            "height": height,
+            "position": pos,
+            "header": to_hex(&encode_to_vec(&block.header)),
+            "branch": branch.iter().map(|h| to_hex(h.as_bytes())).collect::<Vec<_>>(),
+            "hex": to_hex(&encode_to_vec(tx)),
+        })))
+    })
+    .await
+}
+
+/// The node's counters in Prometheus' text format.
+async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let node = s.node.clone();
+    let jobs = s.jobs.clone();
+    let network = s.network.clone();
+    let peers = match &network {
+        Some(n) => n.peers().await.ok().map(|p| {
+            let connected = p.iter().filter(|p| p.connected_since.is_some()).count();
+            let banned = p.iter().filter(|p| p.banned).count();
+            (connected, banned)
+        }),
+        None => None,
+    };
+    let text = blocking(move || {
+        use std::fmt::Write;
+        let mut t = String::new();
+        let mut metric = |name: &str, help: &str, kind: &str, samples: &[(&str, f64)]| {
+            let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(t, "{name}{labels} {v}");
+            }
+        };
+        let (height, header_height, orphans, time) = {
+            let chain = node.chain();
+            (
+                chain.height(),
+                chain.best_header_entry().height,
+                chain.orphan_count(),
+                chain.tip_entry().header.time,
+            )
+        };
+        metric(
+            "camel_chain_height",
+            "Height of the active chain's tip.",
+            "gauge",
+            &[("", f64::from(height))],
+        );
+        metric(
+            "camel_best_header_height",
+            "Height of the best known header.",
+            "gauge",
+            &[("", f64::from(header_height))],
+        );
+        metric(
+            "camel_tip_time_seconds",
+            "Header time of the tip.",
+            "gauge",
+            &[("", f64::from(time))],
+        );
+        metric(
+            "camel_orphan_blocks",
+            "Blocks held whose parent is unknown.",
+            "gauge",
+            &[("", orphans as f64)],
+        );
+        let (count, bytes) = {
+            let m = node.mempool();
+            (m.len(), m.bytes())
+        };
+        metric(
+            "camel_mempool_transactions",
+            "Transactions in the mempool.",
+            "gauge",
+            &[("", count as f64)],
+        );
+        metric(
+            "camel_mempool_bytes",
+            "Encoded bytes of the mempool's transactions.",
+            "gauge",
+            &[("", bytes as f64)],
+        );
+        if let Some((connected, banned)) = peers {
+            metric(
+                "camel_peers_connected",
+                "Peers with an open connection.",
+                "gauge",
+                &[("", connected as f64)],
+            );
+            metric(
+                "camel_peers_banned",
+                "Peers banned for misbehaviour.",
+                "gauge",
+                &[("", banned as f64)],
+            );
+        }
+        if let Some(pool) = jobs {
+            let views = pool.views();
+            let states = [
+                "created",
+                "accepted",
+                "committed",
+                "paid",
+                "settled",
+                "disputed",
+                "expired",
+            ];
+            let labels: Vec<String> = states
+                .iter()
+                .map(|s| format!("{{state=\"{s}\"}}"))
+                .collect();
+            let samples: Vec<(&str, f64)> = states
+                .iter()
+                .zip(&labels)
+                .map(|(st, l)| {
+                    let n = views.iter().filter(|v| v.state.as_str() == *st).count();
+                    (l.as_str(), n as f64)
+                })
+                .collect();
+            metric(
+                "camel_jobs",
+                "Jobs in the job pool, by state.",
+                "gauge",
+                &samples,
+            );
+            metric(
+                "camel_workers_announced",
+                "Workers with a live announcement.",
+                "gauge",
+                &[("", pool.announcements().len() as f64)],
+            );
+        }
+        Ok(t)
+    })
+    .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 fn address_script(node: &Node, addr: &str) -> Result<camel_core::script::Script, ApiError> {

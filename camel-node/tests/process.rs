@@ -6,8 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use camel_core::address::Address;
+use camel_core::block::Header;
 use camel_core::encode::encode_to_vec;
-use camel_core::hash::to_hex;
+use camel_core::hash::{from_hex, to_hex};
 use camel_core::transaction::{OutPoint, TxOut};
 use camel_node::datadir::{COOKIE_FILE, DataDir};
 use common::process::{binary, start};
@@ -81,6 +82,44 @@ fn api_and_clean_shutdown() {
     assert_eq!(node.get("/block/nope").0, 400);
     assert_eq!(node.get(&format!("/block/{}", "0".repeat(64))).0, 404);
     let coinbase = b3["txids"][0].as_str().unwrap().to_owned();
+    // Headers for light clients: raw, linked, bounded.
+    let (status, hs) = node.get("/headers/1?count=5");
+    assert_eq!(status, 200, "{hs}");
+    let hs: Vec<Header> = hs["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            camel_core::encode::decode_from_slice(&from_hex(h.as_str().unwrap()).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(hs.len(), 3, "heights 1 to 3 only");
+    assert_eq!(
+        hs[2].block_hash().to_string(),
+        tip["hash"].as_str().unwrap()
+    );
+    assert_eq!(hs[2].prev_blockhash, hs[1].block_hash());
+    assert_eq!(node.get("/headers/1?count=2001").0, 400);
+    assert_eq!(node.get("/headers/x").0, 400);
+    // A merkle proof that leads to the block's header.
+    let (status, proof) = node.get(&format!("/tx/{coinbase}/proof"));
+    assert_eq!(status, 200, "{proof}");
+    assert_eq!(proof["height"], 3);
+    let header: Header = camel_core::encode::decode_from_slice(
+        &from_hex(proof["header"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let root = camel_core::merkle::root_from_branch(&coinbase.parse().unwrap(), 0, &[]);
+    assert_eq!(root, header.merkle_root);
+    assert_eq!(node.get(&format!("/tx/{}/proof", "ab".repeat(32))).0, 404);
+    // Prometheus text.
+    let (status, metrics) = http(node.addr, "GET", "/metrics", None, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("# TYPE camel_chain_height gauge"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\ncamel_chain_height 3\n"), "{metrics}");
     let (status, tx) = node.get(&format!("/tx/{coinbase}"));
     assert_eq!(status, 200, "{tx}");
     assert_eq!(tx["height"], 3);

@@ -6,6 +6,8 @@
 //! - [`wallet`]: a wallet directory: keys handed out once each, balance, payments, restore scan.
 //! - [`node`]: the node's HTTP API (reqwest): chain, coins, transactions, the job pool,
 //!   workers and delegated verification.
+//! - [`spv`]: what the wallet checks itself instead of believing the node: the header chain
+//!   (proof of work, retargets, linkage, times) and merkle proofs of its transactions.
 //! - [`job`]: the client's side of the job protocol, from offer to settlement, dispute or
 //!   refund.
 
@@ -13,4 +15,5 @@ pub mod job;
 pub mod keys;
 pub mod keystore;
 pub mod node;
+pub mod spv;
 pub mod wallet;

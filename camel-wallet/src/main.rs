@@ -38,6 +38,8 @@ mod exit {
     pub const JOB_FAILED: i32 = 6;
     /// The user declined the confirmation.
     pub const DECLINED: i32 = 7;
+    /// The node served headers or proofs that fail the wallet's own checks.
+    pub const FORGED: i32 = 8;
 }
 
 /// CamelidCoin wallet: holds your keys, pays for LLM completion jobs, follows them and checks
@@ -206,6 +208,7 @@ impl CliError {
                 ..
             })) => exit::FUNDS,
             Self::Wallet(WalletError::Keystore(_) | WalletError::State { .. }) => exit::WALLET,
+            Self::Wallet(WalletError::Forged(_)) => exit::FORGED,
             _ => exit::ERROR,
         }
     }

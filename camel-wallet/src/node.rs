@@ -204,6 +204,70 @@ impl NodeClient {
             .collect()
     }
 
+    /// Up to `count` raw headers of the node's active chain from `from`, and its tip height.
+    pub async fn headers(
+        &self,
+        from: u32,
+        count: u32,
+    ) -> Result<(Vec<camel_core::block::Header>, u32), NodeError> {
+        let v = self.get(&format!("/headers/{from}?count={count}")).await?;
+        let list = field(&v, "headers")?
+            .as_array()
+            .ok_or_else(|| NodeError::Protocol("headers".into()))?;
+        if list.len() > count as usize {
+            return Err(NodeError::Protocol(format!(
+                "{} headers asked for, {} served",
+                count,
+                list.len()
+            )));
+        }
+        let headers = list
+            .iter()
+            .map(|h| hex_decode(h.as_str().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tip = field(&v, "tip")?
+            .as_u64()
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or_else(|| NodeError::Protocol("tip".into()))?;
+        Ok((headers, tip))
+    }
+
+    /// A mined transaction with its merkle branch; `None` when the node knows it in no block.
+    pub async fn tx_proof(&self, txid: &Txid) -> Result<Option<crate::spv::TxProof>, NodeError> {
+        let v = match self.get(&format!("/tx/{txid}/proof")).await {
+            Ok(v) => v,
+            Err(NodeError::Refused { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let num = |name: &str| {
+            field(&v, name)?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| NodeError::Protocol(name.into()))
+        };
+        let branch = field(&v, "branch")?
+            .as_array()
+            .ok_or_else(|| NodeError::Protocol("branch".into()))?
+            .iter()
+            .take(33)
+            .map(|h| {
+                let b = from_hex(h.as_str().unwrap_or_default())
+                    .map_err(|e| NodeError::Protocol(format!("branch: {e}")))?;
+                let a: [u8; 32] = b
+                    .try_into()
+                    .map_err(|_| NodeError::Protocol("branch hash length".into()))?;
+                Ok(camel_core::Hash256::from_byte_array(a))
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        Ok(Some(crate::spv::TxProof {
+            tx: hex_decode(field(&v, "hex")?.as_str().unwrap_or_default())?,
+            height: num("height")?,
+            position: num("position")?,
+            header: hex_decode(field(&v, "header")?.as_str().unwrap_or_default())?,
+            branch,
+        }))
+    }
+
     /// The confirmed balance of an address, base units.
     pub async fn balance(&self, address: &str) -> Result<u64, NodeError> {
         let v = self.get(&format!("/address/{address}/balance")).await?;

@@ -1,12 +1,16 @@
 //! A wallet on disk: `keystore.json` (the encrypted mnemonic, [`crate::keystore`]) and
 //! `wallet.json` (not secret: the network, how many keys of each chain were handed out, the
 //! jobs submitted). Both are written atomically; an address index is saved before the address
-//! is shown, so no address is ever handed out twice.
+//! is shown, so no address is ever handed out twice. `headers.bin` caches the header chain
+//! the wallet verified ([`crate::spv`]), checked again when read.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use camel_core::Amount;
 use camel_core::address::Address;
+use camel_core::block::Header;
+use camel_core::encode::decode_from_slice;
 use camel_core::job::txs::{BuildError, funded_tx_keyed};
 use camel_core::keys::PrivateKey;
 use camel_core::params::{Network, Params};
@@ -18,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{Account, Chain, KeyError, parse_mnemonic};
 use crate::keystore::{self, Costs, KeystoreError, MAX_KEYSTORE_SIZE};
 use crate::node::{NodeClient, NodeError};
+use crate::spv::{self, HeaderChain, SpvError, SyncError};
+
+/// The verified header chain's cache in the wallet directory.
+pub const HEADERS_FILE: &str = "headers.bin";
 
 /// Consecutive unused addresses a restore scans past the last used one (BIP44's gap limit).
 pub const GAP_LIMIT: u32 = 20;
@@ -44,6 +52,9 @@ pub enum WalletError {
     FeeTooHigh { fee: u64, max: u64 },
     #[error("could not build the transaction: {0}")]
     Build(String),
+    /// The node served something its own proofs contradict.
+    #[error("{0}; use another node (--node)")]
+    Forged(#[from] SpvError),
 }
 
 /// A job the wallet submitted, with the index of its key.
@@ -79,6 +90,9 @@ pub struct Balance {
     /// Coinbase outputs not yet mature.
     pub immature_base: u64,
     pub coins: usize,
+    /// Height of the header chain the wallet verified itself; every coin counted has a merkle
+    /// proof into it.
+    pub verified_height: u32,
 }
 
 /// An open wallet.
@@ -238,11 +252,50 @@ impl Wallet {
     }
 
     /// Spendable coins with their keys, largest first, and the immature total.
+    /// The header chain verified so far (cached in the wallet directory), brought up to the
+    /// node's tip and verified.
+    pub async fn headers(&self, node: &NodeClient) -> Result<HeaderChain, WalletError> {
+        let path = self.dir.join(HEADERS_FILE);
+        let mut chain = HeaderChain::new(self.params.clone());
+        // The cache is ours, but it is checked like any node's headers; a bad one is dropped.
+        if let Ok(bytes) = std::fs::read(&path) {
+            let headers: Vec<Header> = bytes
+                .chunks_exact(80)
+                .filter_map(|c| decode_from_slice(c).ok())
+                .collect();
+            if chain.extend(&headers, u32::MAX).is_err() {
+                chain = HeaderChain::new(self.params.clone());
+            }
+        }
+        match spv::sync(node, &mut chain).await {
+            Ok(()) => {}
+            Err(SyncError::Node(e)) => return Err(e.into()),
+            Err(SyncError::Spv(e)) => return Err(e.into()),
+        }
+        let tmp = path.with_extension("tmp");
+        // A lost cache costs a resync, nothing more: failures to write it are not errors.
+        if std::fs::write(&tmp, chain.to_bytes()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        Ok(chain)
+    }
+
+    /// The wallet's confirmed coins, each proven by a merkle branch into the verified header
+    /// chain, and the immature total; the height is the verified chain's.
     async fn coins(
         &self,
         node: &NodeClient,
     ) -> Result<(Vec<(OutPoint, TxOut, PrivateKey)>, u64), WalletError> {
-        let tip = node.height().await?;
+        Ok(self.verified_coins(node).await?.0)
+    }
+
+    async fn verified_coins(
+        &self,
+        node: &NodeClient,
+    ) -> Result<((Vec<(OutPoint, TxOut, PrivateKey)>, u64), u32), WalletError> {
+        let chain = self.headers(node).await?;
+        let tip = chain.height();
+        let mut proofs: HashMap<Txid, crate::spv::TxProof> = HashMap::new();
         let mut spendable = Vec::new();
         let mut immature = 0u64;
         for key in self.keys()? {
@@ -251,6 +304,29 @@ impl Wallet {
                 if out.script_pubkey != p2pkh(&key.public_key().pubkey_hash()) {
                     continue;
                 }
+                if !proofs.contains_key(&op.txid) {
+                    let proof =
+                        node.tx_proof(&op.txid)
+                            .await?
+                            .ok_or_else(|| SpvError::BadProof {
+                                txid: op.txid,
+                                why: "the node lists a coin of it but proves it in no block".into(),
+                            })?;
+                    proofs.insert(op.txid, proof);
+                }
+                let proof = &proofs[&op.txid];
+                let tx = chain.check_proof(&op.txid, proof)?;
+                let bad = |why: &str| SpvError::BadProof {
+                    txid: op.txid,
+                    why: why.into(),
+                };
+                if tx.outputs.get(op.vout as usize) != Some(&out) {
+                    return Err(bad("the coin listed is not the transaction's output").into());
+                }
+                if proof.height != height || tx.is_coinbase() != coinbase {
+                    return Err(bad("the coin's height or kind is not the proven one").into());
+                }
+                let height = proof.height;
                 let mature = !coinbase
                     || tip.saturating_add(1)
                         >= height.saturating_add(self.params.coinbase_maturity);
@@ -262,15 +338,16 @@ impl Wallet {
             }
         }
         spendable.sort_by_key(|(_, o, _)| std::cmp::Reverse(o.value));
-        Ok((spendable, immature))
+        Ok(((spendable, immature), tip))
     }
 
     pub async fn balance(&self, node: &NodeClient) -> Result<Balance, WalletError> {
-        let (coins, immature) = self.coins(node).await?;
+        let ((coins, immature), verified_height) = self.verified_coins(node).await?;
         Ok(Balance {
             spendable_base: coins.iter().map(|(_, o, _)| o.value.to_base()).sum(),
             immature_base: immature,
             coins: coins.len(),
+            verified_height,
         })
     }
 
