@@ -3,7 +3,7 @@
 #![no_main]
 
 use camel_core::encode::{decode_from_slice, encode_to_vec};
-use camel_core::jobs::JobRecord;
+use camel_core::job::rules::JobRecord;
 use camel_core::utxo::Coin;
 use libfuzzer_sys::fuzz_target;
 

@@ -52,7 +52,9 @@ fn read_mode(r: &mut Reader<'_>) -> Result<CheckMode, DecodeError> {
     let m = r.read_u8()?;
     let k = r.read_u32()?;
     match m {
-        0 => Ok(CheckMode::Full),
+        // One encoding per mode: a full check carries k = 0.
+        0 if k == 0 => Ok(CheckMode::Full),
+        0 => Err(DecodeError::Invalid("a full check's k must be 0")),
         1 => Ok(CheckMode::Sample { k }),
         _ => Err(DecodeError::Invalid("check mode")),
     }
@@ -295,6 +297,12 @@ mod tests {
         let bytes = verdict.to_bytes();
         let back: SignedVerdict = decode_from_slice(&bytes).unwrap();
         assert_eq!(back, verdict);
+        // A full check has one encoding (k = 0): another k is refused, not silently dropped
+        // (found by the decode_job fuzz target).
+        let mut other_k = bytes.clone();
+        let at = 1 + 32 * 3 + 1;
+        other_k[at] = 5;
+        assert!(decode_from_slice::<SignedVerdict>(&other_k).is_err());
         let mut t = back;
         t.valid = true;
         assert!(t.verify().is_err());
