@@ -50,9 +50,11 @@ struct Cli {
     /// The wallet's directory (default: the platform's data directory).
     #[arg(long, global = true, env = "CAMEL_WALLET_DIR")]
     wallet_dir: Option<PathBuf>,
-    /// A node's API URL (default: http://127.0.0.1:8732).
-    #[arg(long, global = true, env = "CAMEL_NODE")]
-    node: Option<String>,
+    /// A node's API URL (default: http://127.0.0.1:8732). Repeat it (or separate URLs with
+    /// commas in CAMEL_NODE) to cross-check several nodes: `balance` then verifies each one's
+    /// headers and coins and reports where they disagree; other commands use the first.
+    #[arg(long, global = true, env = "CAMEL_NODE", value_delimiter = ',')]
+    node: Vec<String>,
     /// Print JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -208,7 +210,11 @@ impl CliError {
                 ..
             })) => exit::FUNDS,
             Self::Wallet(WalletError::Keystore(_) | WalletError::State { .. }) => exit::WALLET,
-            Self::Wallet(WalletError::Forged(_)) => exit::FORGED,
+            Self::Wallet(
+                WalletError::Forged(_)
+                | WalletError::ForgedBy { .. }
+                | WalletError::NodesDisagree(_),
+            ) => exit::FORGED,
             _ => exit::ERROR,
         }
     }
@@ -237,7 +243,14 @@ fn wallet_dir(cli: &Cli) -> Result<PathBuf, CliError> {
 }
 
 fn node(cli: &Cli) -> NodeClient {
-    NodeClient::new(cli.node.as_deref().unwrap_or("http://127.0.0.1:8732"), None)
+    nodes(cli).swap_remove(0)
+}
+
+fn nodes(cli: &Cli) -> Vec<NodeClient> {
+    if cli.node.is_empty() {
+        return vec![NodeClient::new("http://127.0.0.1:8732", None)];
+    }
+    cli.node.iter().map(|u| NodeClient::new(u, None)).collect()
 }
 
 /// Reads one secret line: from the terminal without echo, else from stdin.
@@ -370,11 +383,16 @@ async fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Cmd::Balance => {
             let w = open(cli)?;
-            let b = w.balance(&node(cli)).await?;
-            emit(cli, serde_json::to_value(b).unwrap_or_default(), || {
+            let b = w.balance_across(&nodes(cli)).await?;
+            for n in &b.behind {
+                eprintln!(
+                    "note: node {n} is behind the best verified tip; its coins were not compared"
+                );
+            }
+            emit(cli, serde_json::to_value(&b).unwrap_or_default(), || {
                 format!(
-                    "spendable {} base units\nimmature  {} base units",
-                    b.spendable_base, b.immature_base
+                    "spendable {} base units\nimmature  {} base units\nverified to height {}",
+                    b.spendable_base, b.immature_base, b.verified_height
                 )
             });
         }

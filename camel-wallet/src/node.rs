@@ -204,6 +204,20 @@ impl NodeClient {
             .collect()
     }
 
+    /// The tip's height and hash, as the node says.
+    pub async fn tip(&self) -> Result<(u32, camel_core::BlockHash), NodeError> {
+        let v = self.get("/tip").await?;
+        let height = field(&v, "height")?
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .ok_or_else(|| NodeError::Protocol("height".into()))?;
+        let hash = field(&v, "hash")?
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| NodeError::Protocol("hash".into()))?;
+        Ok((height, hash))
+    }
+
     /// Up to `count` raw headers of the node's active chain from `from`, and its tip height.
     pub async fn headers(
         &self,

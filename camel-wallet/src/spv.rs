@@ -21,6 +21,9 @@ use camel_core::validation::{check_header_contextual, median_time_past};
 
 use crate::node::{NodeClient, NodeError};
 
+/// The largest median-time span computed on the stack.
+const MTP_SPAN_MAX: usize = 16;
+
 /// Most headers asked for at once (the node's limit).
 pub const HEADERS_PER_CALL: u32 = 2_000;
 
@@ -85,6 +88,17 @@ impl HeaderChain {
         self.work
     }
 
+    /// The chain work up to and including `height` (the whole chain's above its tip).
+    pub fn work_at(&self, height: u32) -> Work {
+        let n = usize::try_from(height)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(self.headers.len());
+        self.headers[..n]
+            .iter()
+            .fold(Work::ZERO, |w, h| w.saturating_add(work_of(h)))
+    }
+
     pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
         self.hashes.get(usize::try_from(height).ok()?).copied()
     }
@@ -97,6 +111,10 @@ impl HeaderChain {
     /// one nothing after it is kept and the error names its height. `now` is the wallet's clock
     /// (a header more than the allowed drift in the future is refused).
     pub fn extend(&mut self, headers: &[Header], now: u32) -> Result<(), SpvError> {
+        self.headers.reserve(headers.len());
+        self.hashes.reserve(headers.len());
+        // `bits` change only at retargets: their target and work are computed once per value.
+        let mut cached: Option<(u32, Target, Work)> = None;
         for h in headers {
             let height = self.height().saturating_add(1);
             let forged = |why: String| SpvError::ForgedHeader { height, why };
@@ -113,13 +131,41 @@ impl HeaderChain {
                 )));
             }
             let hash = h.block_hash();
-            check_proof_of_work(&hash, h.bits, self.params.pow_limit)
-                .map_err(|e| forged(format!("proof of work: {e}")))?;
+            let (target, work) = match cached {
+                Some((bits, t, w)) if bits == h.bits => (t, w),
+                _ => {
+                    check_proof_of_work(&hash, h.bits, self.params.pow_limit)
+                        .map_err(|e| forged(format!("proof of work: {e}")))?;
+                    let t = Target::from_compact(h.bits)
+                        .map_err(|e| forged(format!("proof of work: {e}")))?;
+                    let w = t.work();
+                    cached = Some((h.bits, t, w));
+                    (t, w)
+                }
+            };
+            if !target.is_met_by(&hash) {
+                return Err(forged(format!(
+                    "proof of work: hash {hash} above its target"
+                )));
+            }
             let expected = required_bits(&self.params, height, parent.bits, parent.time, |at| {
                 self.header_at(at).map(|x| x.time)
             })
             .map_err(|e| forged(format!("retarget: {e}")))?;
-            let span = self.params.median_time_span;
+            check_header_contextual(h, expected, self.median_time_past(), now, &self.params)
+                .map_err(|e| forged(e.to_string()))?;
+            self.work = self.work.saturating_add(work);
+            self.headers.push(*h);
+            self.hashes.push(hash);
+        }
+        Ok(())
+    }
+
+    /// The median time of the last `median_time_span` headers (at most 11 on every network),
+    /// without allocating: the rule of `camel_core::validation::median_time_past`.
+    fn median_time_past(&self) -> u32 {
+        let span = self.params.median_time_span;
+        if span > MTP_SPAN_MAX {
             let times: Vec<u32> = self
                 .headers
                 .iter()
@@ -127,13 +173,24 @@ impl HeaderChain {
                 .take(span)
                 .map(|x| x.time)
                 .collect();
-            check_header_contextual(h, expected, median_time_past(&times), now, &self.params)
-                .map_err(|e| forged(e.to_string()))?;
-            self.work = self.work.saturating_add(work_of(h));
-            self.headers.push(*h);
-            self.hashes.push(hash);
+            return median_time_past(&times);
         }
-        Ok(())
+        let mut buf = [0u32; MTP_SPAN_MAX];
+        let mut n = 0;
+        for (slot, h) in buf.iter_mut().zip(self.headers.iter().rev().take(span)) {
+            *slot = h.time;
+            n += 1;
+        }
+        if n == 0 {
+            return 0;
+        }
+        let times = &mut buf[..n];
+        // Newest first: times usually fall strictly going back, and then need no sorting.
+        if !times.windows(2).all(|w| w[0] >= w[1]) {
+            times.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        // The element at len / 2 of the ascending order.
+        times.get(n - 1 - n / 2).copied().unwrap_or(0)
     }
 
     /// Drops the headers above `height` (the node's chain forked there).
@@ -279,4 +336,104 @@ pub enum SyncError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Spv(#[from] SpvError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(prev: &Header, time: u32) -> Header {
+        let mut h = Header {
+            version: 1,
+            prev_blockhash: prev.block_hash(),
+            merkle_root: Hash256::hash(&time.to_le_bytes()),
+            time,
+            bits: prev.bits,
+            nonce: 0,
+        };
+        assert!(h.solve());
+        h
+    }
+
+    fn headers(n: usize, times: impl Fn(usize) -> u32) -> Vec<Header> {
+        let mut prev = Params::regtest().genesis_block().header;
+        (0..n)
+            .map(|i| {
+                prev = next(&prev, times(i));
+                prev
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_chain_extends_and_a_broken_one_stops_at_the_fault() {
+        let g = Params::regtest().genesis_block().header.time;
+        let hs = headers(30, |i| g + 1 + i as u32);
+        let mut c = HeaderChain::new(Params::regtest());
+        c.extend(&hs, u32::MAX).unwrap();
+        assert_eq!(c.height(), 30);
+        assert_eq!(c.tip(), hs[29].block_hash());
+        assert_eq!(c.work_at(30), c.work());
+
+        let mut bad = hs.clone();
+        bad[10].prev_blockhash = BlockHash::ZERO;
+        let mut c = HeaderChain::new(Params::regtest());
+        let e = c.extend(&bad, u32::MAX).unwrap_err();
+        assert!(
+            matches!(e, SpvError::ForgedHeader { height: 11, .. }),
+            "{e}"
+        );
+        assert_eq!(c.height(), 10, "the valid prefix is kept");
+
+        // Other bits than the rules require.
+        let mut c = HeaderChain::new(Params::regtest());
+        let mut h = hs[0];
+        h.bits = 0x1f00_ffff;
+        assert!(h.solve());
+        assert!(c.extend(&[h], u32::MAX).is_err());
+    }
+
+    #[test]
+    fn the_median_time_rule_matches_consensus_with_times_out_of_order() {
+        let g = Params::regtest().genesis_block().header.time;
+        // Times that jump back and forth but stay above each median.
+        let times = |i: usize| g + 100 + (i as u32 * 7 % 13) + i as u32 * 3;
+        let hs = headers(40, times);
+        let mut c = HeaderChain::new(Params::regtest());
+        for h in &hs {
+            let all: Vec<u32> = c.headers.iter().rev().take(11).map(|x| x.time).collect();
+            assert_eq!(c.median_time_past(), median_time_past(&all));
+            c.extend(std::slice::from_ref(h), u32::MAX).unwrap();
+        }
+        // A time at the median is refused.
+        let mtp = c.median_time_past();
+        let late = next(&hs[39], mtp);
+        assert!(c.extend(&[late], u32::MAX).is_err());
+    }
+
+    #[test]
+    fn a_proof_must_lead_to_the_verified_header() {
+        let params = Params::regtest();
+        let block = params.genesis_block();
+        let c = HeaderChain::new(params);
+        let tx = block.txdata[0].clone();
+        let txid = tx.txid();
+        let good = TxProof {
+            tx: tx.clone(),
+            height: 0,
+            position: 0,
+            header: block.header,
+            branch: vec![],
+        };
+        assert!(c.check_proof(&txid, &good).is_ok());
+        let mut wrong_branch = good.clone();
+        wrong_branch.branch.push(Hash256::hash(b"x"));
+        assert!(c.check_proof(&txid, &wrong_branch).is_err());
+        let mut above = good.clone();
+        above.height = 1;
+        assert!(c.check_proof(&txid, &above).is_err());
+        let mut other_header = good;
+        other_header.header.nonce ^= 1;
+        assert!(c.check_proof(&txid, &other_header).is_err());
+    }
 }

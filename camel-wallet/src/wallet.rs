@@ -55,6 +55,12 @@ pub enum WalletError {
     /// The node served something its own proofs contradict.
     #[error("{0}; use another node (--node)")]
     Forged(#[from] SpvError),
+    /// One of several nodes served something its own proofs contradict.
+    #[error("{url}: {source}; leave that node out")]
+    ForgedBy { url: String, source: SpvError },
+    /// Nodes at the same tip list different coins: one hides coins, or lists spent ones.
+    #[error("the nodes disagree: {0}")]
+    NodesDisagree(String),
 }
 
 /// A job the wallet submitted, with the index of its key.
@@ -83,7 +89,7 @@ struct State {
 }
 
 /// The balance of the wallet's addresses, base units.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Balance {
     /// Confirmed and mature.
     pub spendable_base: u64,
@@ -93,6 +99,9 @@ pub struct Balance {
     /// Height of the header chain the wallet verified itself; every coin counted has a merkle
     /// proof into it.
     pub verified_height: u32,
+    /// Nodes behind the best verified tip, whose coins were not compared (several `--node`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
 }
 
 /// An open wallet.
@@ -294,6 +303,14 @@ impl Wallet {
         node: &NodeClient,
     ) -> Result<((Vec<(OutPoint, TxOut, PrivateKey)>, u64), u32), WalletError> {
         let chain = self.headers(node).await?;
+        self.verified_coins_on(node, &chain).await
+    }
+
+    async fn verified_coins_on(
+        &self,
+        node: &NodeClient,
+        chain: &HeaderChain,
+    ) -> Result<((Vec<(OutPoint, TxOut, PrivateKey)>, u64), u32), WalletError> {
         let tip = chain.height();
         let mut proofs: HashMap<Txid, crate::spv::TxProof> = HashMap::new();
         let mut spendable = Vec::new();
@@ -341,6 +358,107 @@ impl Wallet {
         Ok(((spendable, immature), tip))
     }
 
+    /// The balance from several nodes, each verified on its own ([`Self::balance`]), then
+    /// compared: nodes at the same verified tip must list the same coins (a coin one lists and
+    /// another does not is either hidden by the second or spent and listed by the first, and
+    /// neither may be believed). The answer is that of the node with the most verified work;
+    /// a node behind it is only compared up to what it has.
+    pub async fn balance_across(&self, nodes: &[NodeClient]) -> Result<Balance, WalletError> {
+        if let [one] = nodes {
+            return self.balance(one).await;
+        }
+        struct Seen {
+            url: String,
+            tip: (u32, camel_core::BlockHash),
+            work: camel_core::pow::Work,
+            coins: Vec<OutPoint>,
+            balance: Balance,
+        }
+        let mut seen: Vec<Seen> = Vec::new();
+        for node in nodes {
+            let by = |e: WalletError| match e {
+                WalletError::Forged(source) => WalletError::ForgedBy {
+                    url: node.url().to_owned(),
+                    source,
+                },
+                e => e,
+            };
+            let chain = self.headers(node).await.map_err(by)?;
+            let tip = node.tip().await?;
+            // The node's own tip must be on the verified chain (it may be behind it).
+            if chain.hash_at(tip.0) != Some(tip.1) {
+                return Err(WalletError::ForgedBy {
+                    url: node.url().to_owned(),
+                    source: SpvError::ForgedHeader {
+                        height: tip.0,
+                        why: format!("its tip {} is not on the chain it served", tip.1),
+                    },
+                });
+            }
+            let ((coins, immature), _) = self.verified_coins_on(node, &chain).await.map_err(by)?;
+            let mut ops: Vec<OutPoint> = coins.iter().map(|(op, _, _)| *op).collect();
+            ops.sort_by_key(|op| (op.txid.to_byte_array(), op.vout));
+            let work = chain.work_at(tip.0);
+            seen.push(Seen {
+                url: node.url().to_owned(),
+                tip,
+                work,
+                balance: Balance {
+                    spendable_base: coins.iter().map(|(_, o, _)| o.value.to_base()).sum(),
+                    immature_base: immature,
+                    coins: coins.len(),
+                    verified_height: tip.0,
+                    behind: Vec::new(),
+                },
+                coins: ops,
+            });
+        }
+        let best = seen
+            .iter()
+            .max_by_key(|s| s.work)
+            .ok_or_else(|| WalletError::NodesDisagree("no node given".into()))?;
+        let only = |a: &[OutPoint], b: &[OutPoint]| {
+            a.iter()
+                .filter(|op| !b.contains(op))
+                .map(|op| format!("{}:{}", op.txid, op.vout))
+                .collect::<Vec<_>>()
+        };
+        let mut behind = Vec::new();
+        for other in &seen {
+            if other.tip != best.tip {
+                behind.push(format!("{} (height {})", other.url, other.tip.0));
+                continue;
+            }
+            let (a, b) = (
+                only(&best.coins, &other.coins),
+                only(&other.coins, &best.coins),
+            );
+            if !a.is_empty() || !b.is_empty() {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                return Err(WalletError::NodesDisagree(format!(
+                    "at the same tip {} (height {}), {} lists coins {} does not ({}) and {} lists coins {} does not ({}): one hides coins or lists spent ones",
+                    best.tip.1,
+                    best.tip.0,
+                    best.url,
+                    other.url,
+                    list(&a),
+                    other.url,
+                    best.url,
+                    list(&b),
+                )));
+            }
+        }
+        let mut b = best.balance.clone();
+        b.behind = behind;
+        Ok(b)
+    }
+
     pub async fn balance(&self, node: &NodeClient) -> Result<Balance, WalletError> {
         let ((coins, immature), verified_height) = self.verified_coins(node).await?;
         Ok(Balance {
@@ -348,6 +466,7 @@ impl Wallet {
             immature_base: immature,
             coins: coins.len(),
             verified_height,
+            behind: Vec::new(),
         })
     }
 

@@ -1,8 +1,9 @@
 //! The light client does not believe its node. Between `camel-wallet` and a real regtest node
 //! sits a proxy that lies in one way at a time: headers whose `bits` break the rules, a header
 //! that does not link to its parent, a merkle branch that does not lead to the block's root,
-//! a coin that no block holds. Each lie is caught (exit 8, a message that names it); the honest
-//! proxy gives the same balance as the node.
+//! a coin that no block holds, a coin left out (caught by asking a second node). Each lie is
+//! caught (exit 8, a message that names it); the honest proxy gives the same balance as the
+//! node, and two honest nodes agree.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -30,6 +31,8 @@ enum Lie {
     Branch,
     /// An extra coin of a transaction no block holds.
     PhantomCoin,
+    /// One of the coins left out: only another node can tell.
+    HideCoin,
 }
 
 #[derive(Clone)]
@@ -86,6 +89,9 @@ async fn forward(State(p): State<Proxy>, req: Request) -> impl IntoResponse {
                 } else {
                     b[0] = to_hex(&[9u8; 32]).into();
                 }
+            }
+            Lie::HideCoin if path.ends_with("/utxos") => {
+                v["utxos"].as_array_mut().unwrap().pop();
             }
             Lie::PhantomCoin if path.ends_with("/utxos") => {
                 let list = v["utxos"].as_array_mut().unwrap();
@@ -220,6 +226,19 @@ fn a_node_that_lies_is_caught() {
         assert!(err.contains(needle), "{what}: {err}");
         assert!(out.stdout.is_empty(), "{what}: no balance is printed");
     }
+
+    // Two honest nodes agree; a node that hides a coin is caught by the other.
+    let other = net.nodes[1].api.clone();
+    let both = json(&wallet(&dir, &node, &["--node", &other, "balance"]));
+    assert_eq!(both["spendable_base"], honest["spendable_base"]);
+    *lie.lock().unwrap() = Lie::HideCoin;
+    let out = wallet(&dir, &node, &["--node", &url, "balance"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "hidden coin: {err}");
+    assert!(
+        err.contains("the nodes disagree") && err.contains(&url),
+        "{err}"
+    );
     drop(net);
     let _ = std::fs::remove_dir_all(&root);
 }
