@@ -990,7 +990,18 @@ async fn post_verify(State(s): State<ApiState>, body: Result<Bytes, BytesRejecti
                 "this node verifies nothing; name a peer that does",
             ));
         };
+        let Some(slot) = pool.verify_slot() else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "{} verifications are running or queued; retry later or name another verifier",
+                    crate::jobpool::MAX_VERIFY_QUEUE
+                ),
+            ));
+        };
         blocking(move || {
+            let _slot = slot;
             v.verify(&payload)
                 .map_err(|e| ApiError::bad("verify-refused", e))
         })
@@ -1009,9 +1020,16 @@ async fn post_verify(State(s): State<ApiState>, body: Result<Bytes, BytesRejecti
                 "no network",
             ));
         };
-        n.request_verify(peer, payload)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "verify-failed", e))?
+        n.request_verify(peer, payload).await.map_err(|e| match e {
+            camel_p2p::NetworkError::Throttled { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e)
+            }
+            // The verifier's own queue is full: busy too, nobody's fault.
+            camel_p2p::NetworkError::Refused { ref text, .. } if text.contains("busy") => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e)
+            }
+            e => ApiError::new(StatusCode::BAD_GATEWAY, "verify-failed", e),
+        })?
     };
     Ok(axum::Json(json!({"verdict": to_hex(&verdict)})))
 }

@@ -36,6 +36,8 @@ pub const MAX_BIDS: usize = 16;
 pub const MAX_CLOCK_SKEW: u64 = 2 * 60 * 60;
 /// Blocks a final job is kept after it became final.
 pub const PRUNE_AFTER: u32 = 100;
+/// Verifications (API and peers together) running or queued at once.
+pub const MAX_VERIFY_QUEUE: usize = 4;
 /// Most peers asked for one job by [`JobPool::fetch`].
 pub const MAX_FETCH_PEERS: usize = 8;
 
@@ -141,6 +143,8 @@ pub struct JobPool {
     clock: Box<dyn Fn() -> u64 + Send + Sync>,
     network: Mutex<Option<NetworkHandle>>,
     verifier: Mutex<Option<Arc<dyn VerifyService>>>,
+    /// Verifications running or waiting for the engine; more are refused as busy.
+    verify_slots: Arc<tokio::sync::Semaphore>,
     events: broadcast::Sender<Arc<JobMessage>>,
 }
 
@@ -181,8 +185,15 @@ impl JobPool {
             clock,
             network: Mutex::new(None),
             verifier: Mutex::new(None),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(MAX_VERIFY_QUEUE)),
             events,
         }
+    }
+
+    /// A place in the verification queue, if one is free: each verification costs a model
+    /// pass, so the API and peers together may queue at most [`MAX_VERIFY_QUEUE`].
+    pub fn verify_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.verify_slots.clone().try_acquire_owned().ok()
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -748,8 +759,17 @@ impl JobHandler for JobPool {
         let Some(v) = self.verifier() else {
             return Err(JobFault::Unsupported("this node verifies nothing".into()));
         };
-        tokio::task::spawn_blocking(move || v.verify(&payload))
-            .await
-            .map_err(|e| JobFault::Internal(e.to_string()))?
+        // Busy is nobody's fault: the asker tries another verifier.
+        let Some(slot) = self.verify_slot() else {
+            return Err(JobFault::Internal(
+                "the verifier is busy; ask another".into(),
+            ));
+        };
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            v.verify(&payload)
+        })
+        .await
+        .map_err(|e| JobFault::Internal(e.to_string()))?
     }
 }

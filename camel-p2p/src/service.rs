@@ -145,6 +145,10 @@ pub enum NetworkError {
     Publish(String),
     #[error("request to {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    /// Sending now would exceed what `peer` accepts from this node (its limits are ours):
+    /// nothing was sent, so this node is not scored down for its own clients' traffic.
+    #[error("{peer} is asked more often than it accepts; retry shortly")]
+    Throttled { peer: PeerId },
     #[error("{peer} refused the request ({code:?}): {text}")]
     Refused {
         peer: PeerId,
@@ -339,6 +343,16 @@ impl NetworkHandle {
     }
 }
 
+/// Four fifths of the limits a peer with this node's configuration applies.
+fn outgoing_limits(r: &RateLimits) -> RateLimits {
+    let f = |l: crate::rate::Limit| crate::rate::Limit::new(l.per_second * 0.8, l.burst * 0.8);
+    RateLimits {
+        job: f(r.job),
+        verify: f(r.verify),
+        ..r.clone()
+    }
+}
+
 /// Peers refuse job payloads over the limit as malformed: never send one.
 fn check_payload(payload: &[u8]) -> Result<(), NetworkError> {
     if payload.len() > MAX_JOB_PAYLOAD {
@@ -430,6 +444,7 @@ impl Network {
             protocols,
             book: PeerBook::new(config.score.clone()),
             limiter: RateLimiter::new(config.rates.clone()),
+            outgoing: RateLimiter::new(outgoing_limits(&config.rates)),
             sync: Sync::new(config.sync.clone()),
             pending: HashMap::new(),
             job_tasks: JoinSet::new(),
@@ -503,6 +518,8 @@ struct Service<C, J> {
     protocols: Protocols,
     book: PeerBook,
     limiter: RateLimiter,
+    /// What this node sends each peer on behalf of local parties, below [`Self::limiter`]'s.
+    outgoing: RateLimiter,
     sync: Sync,
     pending: HashMap<OutboundRequestId, Pending>,
     job_tasks: JoinSet<()>,
@@ -588,7 +605,23 @@ impl<C: ChainAccess, J: JobHandler> Service<C, J> {
                 peer,
                 request,
                 reply,
-            } => self.send(peer, &request, Pending::User(reply)),
+            } => {
+                // Requests on behalf of local parties (job exchange, verification) stay under
+                // the limits peers apply, so that relaying many clients never gets this node
+                // banned as a flooder.
+                let class = match &request {
+                    Request::Job(_) => Some(RateClass::Job),
+                    Request::Verify(_) => Some(RateClass::Verify),
+                    _ => None,
+                };
+                if let Some(class) = class
+                    && !self.outgoing.allow(peer, class, 1.0, Instant::now())
+                {
+                    let _ = reply.send(Err(NetworkError::Throttled { peer }));
+                    return;
+                }
+                self.send(peer, &request, Pending::User(reply))
+            }
             Command::Dial(addr, reply) => {
                 let _ = reply.send(dial_addr(&mut self.swarm, &addr));
             }

@@ -426,8 +426,18 @@ impl JobClient {
             || v.commitment_id != c.id()
             || v.nonce != nonce
             || v.job_id != job.job_id
+            || v.model != job.params.model
+            || v.mode != CheckMode::Full
         {
             return Err(protocol("the verdict is not for this request"));
+        }
+        // A full check that passes has looked at every position.
+        if v.accepts() && v.checked as usize != d.tokens.len() {
+            return Err(protocol(format!(
+                "the verdict accepts after checking {} of {} positions, not a full check",
+                v.checked,
+                d.tokens.len()
+            )));
         }
         Ok(v)
     }

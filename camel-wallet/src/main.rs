@@ -120,6 +120,11 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Each node: its tip, whether that tip is on the header chain this wallet verified, and
+    /// its peers.
+    Peers,
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions { shell: clap_complete::Shell },
     /// Jobs: paid, verified completions.
     #[command(subcommand)]
     Job(JobCmd),
@@ -379,6 +384,94 @@ async fn run(cli: &Cli) -> Result<(), CliError> {
                 cli,
                 json!({"address": address, "path": w.path(Chain::Receive, i)}),
                 || address.clone(),
+            );
+        }
+        Cmd::Peers => {
+            // No secret needed: the headers are verified from the genesis of the node's
+            // network, without the wallet's cache.
+            let mut out = Vec::new();
+            for n in nodes(cli) {
+                let (height, tip) = n.tip().await?;
+                let network = n.network().await?;
+                let params = match network.as_str() {
+                    "main" => camel_core::params::Params::main(),
+                    "test" => camel_core::params::Params::test(),
+                    "regtest" => camel_core::params::Params::regtest(),
+                    other => {
+                        return Err(CliError::Other(format!(
+                            "{} serves an unknown network {other:?}",
+                            n.url()
+                        )));
+                    }
+                };
+                let mut chain = camel_wallet::spv::HeaderChain::new(params);
+                match camel_wallet::spv::sync(&n, &mut chain).await {
+                    Ok(()) => {}
+                    Err(camel_wallet::spv::SyncError::Node(e)) => return Err(e.into()),
+                    Err(camel_wallet::spv::SyncError::Spv(e)) => {
+                        return Err(CliError::Wallet(WalletError::ForgedBy {
+                            url: n.url().to_owned(),
+                            source: e,
+                        }));
+                    }
+                }
+                let p = n.peers().await?;
+                let connected: Vec<Value> = p["peers"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|x| !x["connected_since"].is_null())
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(json!({
+                    "node": n.url(),
+                    "network": network,
+                    "height": height,
+                    "tip": tip.to_string(),
+                    "verified_height": chain.height(),
+                    "tip_verified": chain.hash_at(height) == Some(tip),
+                    "peer_id": p["peer_id"],
+                    "peers": connected,
+                }));
+            }
+            emit(cli, json!({"nodes": out}), || {
+                out.iter()
+                    .map(|n| {
+                        let peers: Vec<String> = n["peers"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .map(|p| format!("  {}", p["peer_id"].as_str().unwrap_or("?")))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "{}: height {} tip {} ({}), {} peers\n{}",
+                            n["node"].as_str().unwrap_or_default(),
+                            n["height"],
+                            n["tip"].as_str().unwrap_or_default(),
+                            if n["tip_verified"] == true {
+                                "headers verified"
+                            } else {
+                                "tip NOT on the verified chain"
+                            },
+                            peers.len(),
+                            peers.join("\n")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "camel-wallet",
+                &mut std::io::stdout(),
             );
         }
         Cmd::Balance => {

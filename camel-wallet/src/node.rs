@@ -204,6 +204,15 @@ impl NodeClient {
             .collect()
     }
 
+    /// The network the node runs (`main`, `test`, `regtest`).
+    pub async fn network(&self) -> Result<String, NodeError> {
+        let v = self.get("/tip").await?;
+        field(&v, "network")?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| NodeError::Protocol("network".into()))
+    }
+
     /// The tip's height and hash, as the node says.
     pub async fn tip(&self) -> Result<(u32, camel_core::BlockHash), NodeError> {
         let v = self.get("/tip").await?;
@@ -400,6 +409,11 @@ impl NodeClient {
     }
 
     /// This node's peer id.
+    /// The node's peer-to-peer view (`GET /peers`), as it answers.
+    pub async fn peers(&self) -> Result<Value, NodeError> {
+        self.get("/peers").await
+    }
+
     pub async fn peer_id(&self) -> Result<Option<String>, NodeError> {
         let v = self.get("/peers").await?;
         Ok(v["peer_id"].as_str().map(str::to_owned))

@@ -239,6 +239,42 @@ fn a_node_that_lies_is_caught() {
         err.contains("the nodes disagree") && err.contains(&url),
         "{err}"
     );
+
+    // `peers` needs no secret: each node's tip, checked against headers verified from the
+    // genesis, and its peers; a lying node is named.
+    let p = Command::new(env!("CARGO_BIN_EXE_camel-wallet"))
+        .args(["--node", &node, "--node", &other, "--json", "peers"])
+        .output()
+        .unwrap();
+    let p = json(&p);
+    let ns = p["nodes"].as_array().unwrap();
+    assert_eq!(ns.len(), 2);
+    assert!(
+        ns.iter()
+            .all(|n| n["tip_verified"] == true && n["network"] == "regtest"),
+        "{p}"
+    );
+    assert!(!ns[0]["peers"].as_array().unwrap().is_empty(), "{p}");
+    *lie.lock().unwrap() = Lie::Bits;
+    let out = Command::new(env!("CARGO_BIN_EXE_camel-wallet"))
+        .args(["--node", &url, "--json", "peers"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
+
+    // Shell completions.
+    let out = Command::new(env!("CARGO_BIN_EXE_camel-wallet"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("camel-wallet") && script.contains("balance"),
+        "{script}"
+    );
+
     drop(net);
     let _ = std::fs::remove_dir_all(&root);
 }
