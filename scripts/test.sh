@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CAMEL_MODEL_DIR="${CAMEL_MODEL_DIR:-$PWD/models}"
+export CAMEL_PY_DIR="${CAMEL_PY_DIR:-$CAMEL_MODEL_DIR/python}"
 scripts/setup.sh >/dev/null
 cargo test --workspace --all-targets

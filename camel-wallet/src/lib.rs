@@ -8,9 +8,12 @@
 //!   workers and delegated verification.
 //! - [`spv`]: what the wallet checks itself instead of believing the node: the header chain
 //!   (proof of work, retargets, linkage, times) and merkle proofs of its transactions.
+//! - [`gateway`]: `camel-wallet serve`, an OpenAI-compatible endpoint where each completion is
+//!   a paid, verified job.
 //! - [`job`]: the client's side of the job protocol, from offer to settlement, dispute or
 //!   refund.
 
+pub mod gateway;
 pub mod job;
 pub mod keys;
 pub mod keystore;

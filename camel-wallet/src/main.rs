@@ -123,6 +123,26 @@ enum Cmd {
     /// Each node: its tip, whether that tip is on the header chain this wallet verified, and
     /// its peers.
     Peers,
+    /// Serves an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)
+    /// where every completion is a job paid from this wallet and verified by peers. The API
+    /// key is CAMEL_GATEWAY_KEY, or one generated into the wallet directory (gateway.key).
+    Serve {
+        /// Address to listen on; keep it on loopback unless the key is well guarded.
+        #[arg(long, default_value = "127.0.0.1:8740")]
+        listen: std::net::SocketAddr,
+        /// Reward per requested output token, base units (a request's camel.reward overrides).
+        #[arg(long, default_value_t = 100)]
+        price_per_token_base: u64,
+        /// Fee of each of a job's transactions, base units.
+        #[arg(long, default_value_t = 2_000)]
+        fee_base: u64,
+        /// Verifiers (not the worker) each answer must pass.
+        #[arg(long, default_value_t = 2)]
+        verifiers: usize,
+        /// Blocks until an undelivered job's escrow can be refunded.
+        #[arg(long, default_value_t = 30)]
+        timelock_blocks: u32,
+    },
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions { shell: clap_complete::Shell },
     /// Jobs: paid, verified completions.
@@ -307,6 +327,30 @@ fn open(cli: &Cli) -> Result<Wallet, CliError> {
     Ok(Wallet::open(&dir, &passphrase(&mut stdin, false)?)?)
 }
 
+/// The gateway's API key file in the wallet directory.
+const GATEWAY_KEY_FILE: &str = "gateway.key";
+
+/// The gateway's key, created (32 random bytes as hex, mode 0600) on first use.
+fn gateway_key(dir: &std::path::Path) -> Result<String, CliError> {
+    let path = dir.join(GATEWAY_KEY_FILE);
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(k.trim().to_owned());
+    }
+    let mut b = [0u8; 32];
+    secp256k1::rand::RngCore::fill_bytes(&mut secp256k1::rand::rng(), &mut b);
+    let k = camel_core::hash::to_hex(&b);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut f, k.as_bytes())
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+    Ok(k)
+}
+
 fn prompt_text(arg: &str) -> Result<String, CliError> {
     if arg == "-" {
         let mut s = String::new();
@@ -464,6 +508,59 @@ async fn run(cli: &Cli) -> Result<(), CliError> {
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        Cmd::Serve {
+            listen,
+            price_per_token_base,
+            fee_base,
+            verifiers,
+            timelock_blocks,
+        } => {
+            let dir = wallet_dir(cli)?;
+            let w = open(cli)?;
+            let key = match std::env::var("CAMEL_GATEWAY_KEY") {
+                Ok(k) if !k.trim().is_empty() => k.trim().to_owned(),
+                _ => gateway_key(&dir)?,
+            };
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                CliError::Other(format!(
+                    "cannot listen on {listen}: {e} (choose another with --listen)"
+                ))
+            })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            if !bound.ip().is_loopback() {
+                eprintln!(
+                    "warning: listening on {bound}, beyond this machine: anyone with the key spends this wallet's coins"
+                );
+            }
+            let g = std::sync::Arc::new(camel_wallet::gateway::Gateway::new(
+                node(cli),
+                w,
+                key,
+                camel_wallet::gateway::Pricing {
+                    price_per_token: *price_per_token_base,
+                    fee: *fee_base,
+                    verifiers: *verifiers,
+                    timelock_blocks: *timelock_blocks,
+                },
+            ));
+            eprintln!(
+                "serving the OpenAI API on http://{bound}/v1 (key: CAMEL_GATEWAY_KEY or {})",
+                dir.join(GATEWAY_KEY_FILE).display()
+            );
+            emit(
+                cli,
+                json!({"listening": format!("http://{bound}/v1")}),
+                || format!("listening on http://{bound}/v1"),
+            );
+            axum::serve(listener, camel_wallet::gateway::router(g))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .map_err(|e| CliError::Other(e.to_string()))?;
         }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;

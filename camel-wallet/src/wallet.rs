@@ -321,7 +321,7 @@ impl Wallet {
                 if out.script_pubkey != p2pkh(&key.public_key().pubkey_hash()) {
                     continue;
                 }
-                if !proofs.contains_key(&op.txid) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = proofs.entry(op.txid) {
                     let proof =
                         node.tx_proof(&op.txid)
                             .await?
@@ -329,7 +329,7 @@ impl Wallet {
                                 txid: op.txid,
                                 why: "the node lists a coin of it but proves it in no block".into(),
                             })?;
-                    proofs.insert(op.txid, proof);
+                    slot.insert(proof);
                 }
                 let proof = &proofs[&op.txid];
                 let tx = chain.check_proof(&op.txid, proof)?;
