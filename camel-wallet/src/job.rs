@@ -895,6 +895,53 @@ fn tracing_warn(msg: &str) {
     tracing::warn!("{msg}");
 }
 
+/// One line saying what a step means, for people (the CLI's stderr, the TUI's job list).
+pub fn describe_progress(p: &Progress) -> String {
+    let short = |b: &[u8]| {
+        camel_core::hash::to_hex(b)
+            .chars()
+            .take(16)
+            .collect::<String>()
+    };
+    match p {
+        Progress::Assigned { worker, stake } => format!(
+            "assigned to worker {}… (bid stake {} base units)",
+            short(&worker.to_bytes()),
+            stake.to_base()
+        ),
+        Progress::Committed { commitment } => format!(
+            "committed: {} tokens, output hash {}…, stake {}:{}",
+            commitment.output_len,
+            short(&commitment.output_hash),
+            commitment.stake.txid,
+            commitment.stake.vout
+        ),
+        Progress::Paid { txid, timeout } => {
+            format!("paid: {txid} (refundable from height {timeout} if no key is revealed)")
+        }
+        Progress::Revealed { claim } => match claim {
+            Some(t) => format!("the worker claimed its payment ({t}): the delivery key is out"),
+            None => "the delivery key is out".into(),
+        },
+        Progress::Delivered { delivery } => format!(
+            "decrypted {} tokens matching the commitment; asking verifiers",
+            delivery.tokens.len()
+        ),
+        Progress::Verdict { verdict } => format!(
+            "verdict from {}…: {} ({} positions checked)",
+            short(&verdict.verifier.to_bytes()),
+            if verdict.accepts() {
+                "valid"
+            } else {
+                "INVALID"
+            },
+            verdict.checked
+        ),
+        Progress::Disputing { why } => format!("disputing: {why}"),
+        Progress::Refunding => "nobody delivered in time: taking the money back".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

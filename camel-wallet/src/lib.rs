@@ -10,6 +10,7 @@
 //!   (proof of work, retargets, linkage, times) and merkle proofs of its transactions.
 //! - [`gateway`]: `camel-wallet serve`, an OpenAI-compatible endpoint where each completion is
 //!   a paid, verified job.
+//! - [`tui`]: the terminal wallet (ratatui): state, screens and the event loop.
 //! - [`job`]: the client's side of the job protocol, from offer to settlement, dispute or
 //!   refund.
 
@@ -19,4 +20,5 @@ pub mod keys;
 pub mod keystore;
 pub mod node;
 pub mod spv;
+pub mod tui;
 pub mod wallet;

@@ -13,7 +13,7 @@ use camel_core::job::PromptFormat;
 use camel_core::keys::PublicKey;
 use camel_core::params::{Network, Params};
 use camel_core::rastic::SamplingParams;
-use camel_wallet::job::{JobClient, JobError, JobRequest, Outcome, Progress};
+use camel_wallet::job::{JobClient, JobError, JobRequest, Outcome};
 use camel_wallet::keys::{Chain, new_mnemonic};
 use camel_wallet::keystore::{DEFAULT_COSTS, KeystoreError};
 use camel_wallet::node::{NodeClient, NodeError};
@@ -58,8 +58,9 @@ struct Cli {
     /// Print JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Without a command: the terminal wallet.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -143,6 +144,8 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         timelock_blocks: u32,
     },
+    /// The terminal wallet (also what `camel-wallet` alone opens).
+    Tui,
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions { shell: clap_complete::Shell },
     /// Jobs: paid, verified completions.
@@ -375,7 +378,7 @@ fn emit(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
 }
 
 async fn run(cli: &Cli) -> Result<(), CliError> {
-    match &cli.cmd {
+    match cli.cmd.as_ref().unwrap_or(&Cmd::Tui) {
         Cmd::Init { network, words } => {
             if *words != 12 && *words != 24 {
                 return Err(CliError::Usage("--words must be 12 or 24".into()));
@@ -562,6 +565,12 @@ async fn run(cli: &Cli) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::Other(e.to_string()))?;
         }
+        Cmd::Tui => {
+            let w = open(cli)?;
+            camel_wallet::tui::run(w, nodes(cli))
+                .await
+                .map_err(|e| CliError::Other(format!("the terminal: {e}")))?;
+        }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -701,7 +710,7 @@ async fn job(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
             // Each step on stderr as it happens; stdout keeps the data only.
             tokio::spawn(async move {
                 while let Some(p) = steps.recv().await {
-                    eprintln!("{}", describe(&p));
+                    eprintln!("{}", camel_wallet::job::describe_progress(&p));
                 }
             });
             let submitted = client.submit(&req).await?;
@@ -832,52 +841,5 @@ fn main() {
             }
             std::process::exit(e.code());
         }
-    }
-}
-
-/// One line for a job step, as `job submit --wait` shows it on stderr.
-fn describe(p: &Progress) -> String {
-    let short = |b: &[u8]| {
-        camel_core::hash::to_hex(b)
-            .chars()
-            .take(16)
-            .collect::<String>()
-    };
-    match p {
-        Progress::Assigned { worker, stake } => format!(
-            "assigned to worker {}… (bid stake {} base units)",
-            short(&worker.to_bytes()),
-            stake.to_base()
-        ),
-        Progress::Committed { commitment } => format!(
-            "committed: {} tokens, output hash {}…, stake {}:{}",
-            commitment.output_len,
-            short(&commitment.output_hash),
-            commitment.stake.txid,
-            commitment.stake.vout
-        ),
-        Progress::Paid { txid, timeout } => {
-            format!("paid: {txid} (refundable from height {timeout} if no key is revealed)")
-        }
-        Progress::Revealed { claim } => match claim {
-            Some(t) => format!("the worker claimed its payment ({t}): the delivery key is out"),
-            None => "the delivery key is out".into(),
-        },
-        Progress::Delivered { delivery } => format!(
-            "decrypted {} tokens matching the commitment; asking verifiers",
-            delivery.tokens.len()
-        ),
-        Progress::Verdict { verdict } => format!(
-            "verdict from {}…: {} ({} positions checked)",
-            short(&verdict.verifier.to_bytes()),
-            if verdict.accepts() {
-                "valid"
-            } else {
-                "INVALID"
-            },
-            verdict.checked
-        ),
-        Progress::Disputing { why } => format!("disputing: {why}"),
-        Progress::Refunding => "nobody delivered in time: taking the money back".into(),
     }
 }

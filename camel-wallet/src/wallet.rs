@@ -228,6 +228,14 @@ impl Wallet {
         Ok((index, key))
     }
 
+    /// The receive key handed out last, or a first one if none was.
+    pub fn last_or_next_receive(&mut self) -> Result<(u32, PrivateKey), WalletError> {
+        match self.count(Chain::Receive).checked_sub(1) {
+            Some(i) => Ok((i, self.account.key(Chain::Receive, i)?)),
+            None => self.next_key(Chain::Receive),
+        }
+    }
+
     pub fn address_of(&self, key: &PrivateKey) -> String {
         Address::p2pkh(&key.public_key(), self.params.address_version).to_string()
     }
