@@ -160,7 +160,12 @@ pub struct App {
     pub nodes: Vec<NodeView>,
     pub models: Vec<String>,
     pub jobs: Vec<JobRow>,
+    /// Index into [`App::visible_jobs`].
     pub selected: usize,
+    /// The Jobs list's filter (`/`): jobs whose id or state contains it.
+    pub filter: String,
+    /// Typing the filter.
+    pub filtering: bool,
     pub send: Form,
     pub submit: Form,
     /// The send confirmation: `Some(cancel_focused)` while open; Cancel is the default.
@@ -183,6 +188,8 @@ impl App {
             models: Vec::new(),
             jobs: Vec::new(),
             selected: 0,
+            filter: String::new(),
+            filtering: false,
             send: Form::new(&[
                 ("to (address)", ""),
                 ("amount (base units)", ""),
@@ -222,6 +229,17 @@ impl App {
             _ => Some("at least 1".into()),
         };
         vec![to_err, amount_err, fee_err]
+    }
+
+    /// The jobs the filter lets through, as indices into `jobs`.
+    pub fn visible_jobs(&self) -> Vec<usize> {
+        let f = self.filter.to_lowercase();
+        (0..self.jobs.len())
+            .filter(|&i| {
+                let j = &self.jobs[i];
+                f.is_empty() || j.job_id.contains(&f) || j.state.to_lowercase().contains(&f)
+            })
+            .collect()
     }
 
     fn form(&mut self) -> Option<&mut Form> {
@@ -266,6 +284,23 @@ impl App {
         }
         if self.help {
             self.help = false;
+            return None;
+        }
+        if self.filtering {
+            match key.code {
+                KeyCode::Esc => {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                _ if ctrl_c => return Some(Command::Quit),
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.selected = 0;
             return None;
         }
         if self.typing {
@@ -313,8 +348,10 @@ impl App {
             KeyCode::Char('c') if self.tab == Tab::Wallet => {
                 return self.address.clone().map(Command::Copy);
             }
+            KeyCode::Char('/') if self.tab == Tab::Jobs => self.filtering = true,
             KeyCode::Char('j') | KeyCode::Down if self.tab == Tab::Jobs => {
-                self.selected = (self.selected + 1).min(self.jobs.len().saturating_sub(1));
+                self.selected =
+                    (self.selected + 1).min(self.visible_jobs().len().saturating_sub(1));
             }
             KeyCode::Char('k') | KeyCode::Up if self.tab == Tab::Jobs => {
                 self.selected = self.selected.saturating_sub(1);
@@ -472,7 +509,9 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
                 "q quit · ? help · Tab/←→ tabs · a new address · c copy address · r refresh"
             }
             Tab::Send => "q quit · ? help · Enter edit · s send · Esc back",
-            Tab::Jobs => "q quit · ? help · Enter edit the job form · j/k select · r refresh",
+            Tab::Jobs => {
+                "q quit · ? help · Enter edit the job form · j/k select · / filter · r refresh"
+            }
             Tab::Network => "q quit · ? help · r refresh",
         }
     };
@@ -650,9 +689,10 @@ fn draw_jobs(f: &mut Frame<'_>, app: &App, area: Rect) {
     );
     let [rows, detail] =
         Layout::horizontal([Constraint::Length(34), Constraint::Min(0)]).areas(list);
-    let lines: Vec<Line<'_>> = app
-        .jobs
+    let visible = app.visible_jobs();
+    let lines: Vec<Line<'_>> = visible
         .iter()
+        .map(|&k| &app.jobs[k])
         .enumerate()
         .map(|(i, j)| {
             let s = format!("{}… {}", &j.job_id[..j.job_id.len().min(12)], j.state);
@@ -667,11 +707,21 @@ fn draw_jobs(f: &mut Frame<'_>, app: &App, area: Rect) {
         })
         .collect();
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Jobs ")),
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(
+            if app.filtering || !app.filter.is_empty() {
+                format!(
+                    " Jobs /{}{} ",
+                    app.filter,
+                    if app.filtering { "▏" } else { "" }
+                )
+            } else {
+                " Jobs ".to_owned()
+            },
+        )),
         rows,
     );
     let mut d = Vec::new();
-    if let Some(j) = app.jobs.get(app.selected) {
+    if let Some(j) = visible.get(app.selected).map(|&k| &app.jobs[k]) {
         d.push(Line::from(format!("job {}", j.job_id)));
         d.push(Line::from(format!("state: {}", j.state)));
         if let Some(o) = &j.output {
@@ -751,7 +801,7 @@ fn draw_help(f: &mut Frame<'_>, _app: &App, area: Rect) {
         Line::from("Esc         stop typing, or back to the Wallet tab"),
         Line::from("s           send (Send tab): a confirmation first"),
         Line::from("a, c        new receive address, copy it (OSC 52)"),
-        Line::from("j/k, ↑/↓    select a job"),
+        Line::from("j/k, ↑/↓    select a job; / filters the jobs (Esc clears)"),
         Line::from("r           refresh now"),
     ];
     f.render_widget(

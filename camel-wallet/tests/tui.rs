@@ -241,6 +241,34 @@ fn a_job_is_submitted_from_the_form() {
 }
 
 #[test]
+fn the_jobs_list_filters_with_slash() {
+    let mut app = fixture();
+    app.apply(Msg::Job(JobRow {
+        job_id: "a1".repeat(32),
+        state: "refunded".into(),
+        ..Default::default()
+    }));
+    app.tab = Tab::Jobs;
+    let (text, _) = screen(&app, 100, 30);
+    assert!(text.contains("a1a1a1a1a1a1… refunded") && text.contains("9f9f9f9f9f9f… settled"));
+    app.key(key(KeyCode::Char('/')));
+    // q is filter text, not quit.
+    typed(&mut app, "settq");
+    app.key(key(KeyCode::Backspace));
+    app.key(key(KeyCode::Enter));
+    let (text, _) = screen(&app, 100, 30);
+    assert!(text.contains("Jobs /sett"), "{text}");
+    assert!(
+        text.contains("9f9f9f9f9f9f… settled") && !text.contains("a1a1a1a1a1a1…"),
+        "{text}"
+    );
+    snapshot("jobs-filtered", &text);
+    app.key(key(KeyCode::Char('/')));
+    app.key(key(KeyCode::Esc));
+    assert!(app.filter.is_empty());
+}
+
+#[test]
 fn no_color_draws_without_colours() {
     let mut app = fixture();
     app.color = false;
