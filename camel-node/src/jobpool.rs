@@ -728,6 +728,11 @@ impl JobHandler for JobPool {
             Ok(JobMessage::GetJob(_)) => {
                 Err(JobFault::Invalid("GetJob is a request, not gossip".into()))
             }
+            // An old job's offer (taken because the chain records it) is kept, not relayed:
+            // nobody needs it spread again, and relaying would let anyone replay old offers.
+            Ok(JobMessage::Offer(o)) if o.params.timelock <= self.node.chain().height() => {
+                Ok(JobAcceptance::Ignore)
+            }
             Ok(_) => Ok(JobAcceptance::Accept),
             Err(PoolError::Ignored(why)) => {
                 tracing::debug!("job message from {from} not taken: {why}");

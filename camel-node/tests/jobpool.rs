@@ -470,8 +470,12 @@ fn a_restarted_pool_takes_back_a_recorded_job_past_its_timelock() {
     let c = f.clock.clone();
     let fresh = JobPool::with_clock(f.node.clone(), Box::new(move || c.load(Ordering::Relaxed)));
     // The chain records the job: its offer is taken whatever its timelock, so the parties
-    // can still follow it to its end (here, the escrow's refund).
-    fresh.submit(&m.to_bytes()).unwrap();
+    // can still follow it to its end (here, the escrow's refund); gossiped, it is kept but not
+    // relayed (old offers are not spread again).
+    assert_eq!(
+        fresh.on_gossip(peer(), &m.to_bytes()).unwrap(),
+        JobAcceptance::Ignore
+    );
     assert_eq!(fresh.view(&p.job_id()).unwrap().state, JobState::Expired);
     // A job the chain does not know is refused once its timelock is past.
     let q = params(&f, "never mined", 5);
