@@ -125,12 +125,20 @@ pub enum Command {
         amount: u64,
         fee_per_byte: u64,
     },
-    Submit {
-        model: String,
-        prompt: String,
-        max_tokens: u32,
-        reward: u64,
-    },
+    Submit(JobForm),
+}
+
+/// A job as the form asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobForm {
+    pub model: String,
+    pub prompt: String,
+    pub max_tokens: u32,
+    /// Sampling temperature in thousandths (0: greedy).
+    pub temperature_milli: u32,
+    pub reward: u64,
+    /// Fee of each of the job's transactions, base units.
+    pub fee: u64,
 }
 
 /// Results of background work.
@@ -160,6 +168,8 @@ pub struct App {
     pub nodes: Vec<NodeView>,
     pub models: Vec<String>,
     pub jobs: Vec<JobRow>,
+    /// The model the job form asks for, among those served (`m` cycles).
+    pub model_index: usize,
     /// Index into [`App::visible_jobs`].
     pub selected: usize,
     /// The Jobs list's filter (`/`): jobs whose id or state contains it.
@@ -198,8 +208,11 @@ impl App {
             submit: Form::new(&[
                 ("prompt", ""),
                 ("max tokens", "16"),
+                ("temperature (0: greedy)", "0"),
                 ("reward (base units)", "50000"),
+                ("fee per transaction", "2000"),
             ]),
+            model_index: 0,
             confirm: None,
             address_version,
         }
@@ -349,6 +362,9 @@ impl App {
                 return self.address.clone().map(Command::Copy);
             }
             KeyCode::Char('/') if self.tab == Tab::Jobs => self.filtering = true,
+            KeyCode::Char('m') if self.tab == Tab::Jobs && !self.models.is_empty() => {
+                self.model_index = (self.model_index + 1) % self.models.len();
+            }
             KeyCode::Char('j') | KeyCode::Down if self.tab == Tab::Jobs => {
                 self.selected =
                     (self.selected + 1).min(self.visible_jobs().len().saturating_sub(1));
@@ -380,7 +396,7 @@ impl App {
                 None
             }
             Tab::Jobs => {
-                let Some(model) = self.models.first().cloned() else {
+                let Some(model) = self.model().map(str::to_owned) else {
                     self.status = Some((
                         true,
                         "no worker serves a model yet: see the Network tab".into(),
@@ -389,20 +405,39 @@ impl App {
                 };
                 let prompt = self.submit.value(0).to_owned();
                 let max_tokens = self.submit.value(1).parse().unwrap_or(0);
-                let reward = self.submit.value(2).parse().unwrap_or(0);
+                let temperature = self.submit.value(2).parse::<f64>().ok();
+                let reward = self.submit.value(3).parse().unwrap_or(0);
+                let fee = self.submit.value(4).parse().ok();
+                let (Some(t), Some(fee)) = (temperature.filter(|t| (0.0..=10.0).contains(t)), fee)
+                else {
+                    self.status = Some((
+                        true,
+                        "temperature between 0 and 10, and a whole fee in base units".into(),
+                    ));
+                    return None;
+                };
                 if prompt.is_empty() || max_tokens == 0 || reward == 0 {
                     self.status = Some((true, "a prompt, max tokens and a reward above 0".into()));
                     return None;
                 }
-                Some(Command::Submit {
+                Some(Command::Submit(JobForm {
                     model,
                     prompt,
                     max_tokens,
+                    temperature_milli: (t * 1000.0).round() as u32,
                     reward,
-                })
+                    fee,
+                }))
             }
             _ => None,
         }
+    }
+
+    /// The model the job form asks for.
+    pub fn model(&self) -> Option<&str> {
+        self.models
+            .get(self.model_index % self.models.len().max(1))
+            .map(String::as_str)
     }
 
     fn tab_index(&self) -> usize {
@@ -510,7 +545,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
             }
             Tab::Send => "q quit · ? help · Enter edit · s send · Esc back",
             Tab::Jobs => {
-                "q quit · ? help · Enter edit the job form · j/k select · / filter · r refresh"
+                "q quit · ? help · Enter edit the job form · m model · j/k select · / filter · r refresh"
             }
             Tab::Network => "q quit · ? help · r refresh",
         }
@@ -672,13 +707,19 @@ fn draw_send(f: &mut Frame<'_>, app: &App, area: Rect) {
 }
 
 fn draw_jobs(f: &mut Frame<'_>, app: &App, area: Rect) {
-    let [form, list] = Layout::vertical([Constraint::Length(7), Constraint::Min(0)]).areas(area);
-    let model = app
-        .models
-        .first()
-        .map_or("(no model served yet)".to_owned(), |m| {
-            format!("model {}…", &m[..m.len().min(16)])
-        });
+    let [form, list] = Layout::vertical([Constraint::Length(9), Constraint::Min(0)]).areas(area);
+    let model = app.model().map_or("(no model served yet)".to_owned(), |m| {
+        let of = if app.models.len() > 1 {
+            format!(
+                " ({} of {}, m: next)",
+                app.model_index % app.models.len() + 1,
+                app.models.len()
+            )
+        } else {
+            String::new()
+        };
+        format!("model {}…{of}", &m[..m.len().min(16)])
+    });
     draw_form(
         f,
         app,
@@ -875,7 +916,7 @@ pub async fn run(wallet: Wallet, nodes: Vec<NodeClient>) -> std::io::Result<()> 
                         app.status = Some((false, "address copied (OSC 52)".into()));
                     }
                     Some(Command::Send { to, amount, fee_per_byte }) => spawn_send(&wallet, &nodes[0], &tx, to, amount, fee_per_byte),
-                    Some(Command::Submit { model, prompt, max_tokens, reward }) => spawn_job(&wallet, &nodes[0], &tx, model, prompt, max_tokens, reward),
+                    Some(Command::Submit(job)) => spawn_job(&wallet, &nodes[0], &tx, job),
                     None => {}
                 },
                 Some(Ok(_)) => {}
@@ -1001,13 +1042,18 @@ fn spawn_job(
     wallet: &Arc<Mutex<Wallet>>,
     node: &NodeClient,
     tx: &mpsc::UnboundedSender<Msg>,
-    model: String,
-    prompt: String,
-    max_tokens: u32,
-    reward: u64,
+    job: JobForm,
 ) {
     let (wallet, node, tx) = (wallet.clone(), node.clone(), tx.clone());
     tokio::spawn(async move {
+        let JobForm {
+            model,
+            prompt,
+            max_tokens,
+            temperature_milli,
+            reward,
+            fee,
+        } = job;
         let Ok(model_id) = model.parse() else {
             let _ = tx.send(Msg::Error(format!("model {model} is not a model id")));
             return;
@@ -1065,11 +1111,14 @@ fn spawn_job(
             prompt,
             format: camel_core::job::PromptFormat::Raw,
             max_tokens,
-            sampling: camel_core::rastic::SamplingParams::GREEDY,
+            sampling: camel_core::rastic::SamplingParams {
+                temperature_milli,
+                seed: 0,
+            },
             reward: reward_a,
             min_stake: reward_a,
             timelock_blocks: 30,
-            fee: 2_000,
+            fee,
             verifiers: 2,
             workers: vec![],
         };

@@ -3,7 +3,7 @@
 //! `UPDATE_SNAPSHOTS=1 cargo test -p camel-wallet --test tui` after a deliberate change, and
 //! read the diff). The keys are driven through `App::key`, as the terminal delivers them.
 
-use camel_wallet::tui::{App, Command, JobRow, Msg, NodeView, Tab, draw};
+use camel_wallet::tui::{App, Command, JobForm, JobRow, Msg, NodeView, Tab, draw};
 use camel_wallet::wallet::Balance;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -226,18 +226,43 @@ fn keys_quit_help_tabs_and_errors() {
 #[test]
 fn a_job_is_submitted_from_the_form() {
     let mut app = fixture();
+    app.apply(Msg::Models(vec!["aa".repeat(32), "bb".repeat(32)]));
     app.tab = Tab::Jobs;
+    // m picks the next model served.
+    app.key(key(KeyCode::Char('m')));
+    let (text, _) = screen(&app, 100, 30);
+    assert!(
+        text.contains("model bbbbbbbbbbbbbbbb… (2 of 2, m: next)"),
+        "{text}"
+    );
     app.key(key(KeyCode::Enter));
     typed(&mut app, "Llamas are");
+    // To the temperature: 0.7.
+    app.key(key(KeyCode::Tab));
+    app.key(key(KeyCode::Tab));
+    app.key(key(KeyCode::Backspace));
+    typed(&mut app, "0.7");
+    let (text, _) = screen(&app, 100, 30);
+    snapshot("jobs-form", &text);
     assert_eq!(
         app.key(key(KeyCode::Enter)),
-        Some(Command::Submit {
-            model: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53".into(),
+        Some(Command::Submit(JobForm {
+            model: "bb".repeat(32),
             prompt: "Llamas are".into(),
             max_tokens: 16,
-            reward: 50_000
-        })
+            temperature_milli: 700,
+            reward: 50_000,
+            fee: 2_000,
+        }))
     );
+    // A temperature out of range is refused with a reason (the focus is still on it).
+    app.key(key(KeyCode::Enter));
+    for _ in 0..3 {
+        app.key(key(KeyCode::Backspace));
+    }
+    typed(&mut app, "11");
+    assert_eq!(app.key(key(KeyCode::Enter)), None);
+    assert!(app.status.as_ref().unwrap().1.contains("temperature"));
 }
 
 #[test]
