@@ -913,6 +913,7 @@ pub async fn run(wallet: Wallet, nodes: Vec<NodeClient>) -> std::io::Result<()> 
                         use base64::Engine;
                         let b = base64::engine::general_purpose::STANDARD.encode(a.as_bytes());
                         print!("\x1b]52;c;{b}\x07");
+                        let _ = std::io::Write::flush(&mut std::io::stdout());
                         app.status = Some((false, "address copied (OSC 52)".into()));
                     }
                     Some(Command::Send { to, amount, fee_per_byte }) => spawn_send(&wallet, &nodes[0], &tx, to, amount, fee_per_byte),
