@@ -322,11 +322,35 @@ async fn block(State(s): State<ApiState>, id: Result<Path<String>, PathRejection
     .await
 }
 
-async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>) -> ApiResult {
+fn parse_txid(txid: Result<Path<String>, PathRejection>) -> Result<Txid, ApiError> {
     let Path(txid) = txid.map_err(path_error)?;
-    let txid: Txid = txid
-        .parse()
-        .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))?;
+    txid.parse()
+        .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))
+}
+
+/// A transaction of the active chain: its block's hash, its index there (checked), the block.
+fn mined_tx(
+    node: &Node,
+    txid: &Txid,
+    missing: &str,
+) -> Result<(BlockHash, usize, Block), ApiError> {
+    let snapshot = node.indexed_snapshot(INDEX_WAIT)?;
+    let (block_hash, pos) = snapshot
+        .tx_location(txid)?
+        .ok_or_else(|| ApiError::not_found(format!("transaction {txid} {missing}")))?;
+    let block = node
+        .store()
+        .block(&block_hash)?
+        .ok_or_else(|| StoreError::Missing(format!("block {block_hash}")))?;
+    let index = usize::try_from(pos)
+        .ok()
+        .filter(|&i| i < block.txdata.len())
+        .ok_or_else(|| StoreError::Missing(format!("transaction {pos} of {block_hash}")))?;
+    Ok((block_hash, index, block))
+}
+
+async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>) -> ApiResult {
+    let txid = parse_txid(txid)?;
     let node = s.node.clone();
     blocking(move || {
         if let Some(e) = node.mempool().get(&txid) {
@@ -338,18 +362,8 @@ async fn tx(State(s): State<ApiState>, txid: Result<Path<String>, PathRejection>
                 "hex": to_hex(&encode_to_vec(&e.tx)),
             })));
         }
-        let snapshot = node.indexed_snapshot(INDEX_WAIT)?;
-        let (block_hash, pos) = snapshot
-            .tx_location(&txid)?
-            .ok_or_else(|| ApiError::not_found(format!("transaction {txid} is unknown")))?;
-        let block = node
-            .store()
-            .block(&block_hash)?
-            .ok_or_else(|| StoreError::Missing(format!("block {block_hash}")))?;
-        let tx = block
-            .txdata
-            .get(usize::try_from(pos).unwrap_or(usize::MAX))
-            .ok_or_else(|| StoreError::Missing(format!("transaction {pos} of {block_hash}")))?;
+        let (block_hash, pos, block) = mined_tx(&node, &txid, "is unknown")?;
+        let tx = &block.txdata[pos];
         let chain = node.chain();
         let height = chain.entry(&block_hash).map(|e| e.height).unwrap_or(0);
         Ok(axum::Json(json!({
@@ -417,25 +431,11 @@ async fn tx_proof(
     State(s): State<ApiState>,
     txid: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let Path(txid) = txid.map_err(path_error)?;
-    let txid: Txid = txid
-        .parse()
-        .map_err(|e| ApiError::bad("bad-txid", format!("{txid:?}: {e}")))?;
+    let txid = parse_txid(txid)?;
     let node = s.node.clone();
     blocking(move || {
-        let snapshot = node.indexed_snapshot(INDEX_WAIT)?;
-        let (block_hash, pos) = snapshot
-            .tx_location(&txid)?
-            .ok_or_else(|| ApiError::not_found(format!("transaction {txid} is not in a block")))?;
-        let block = node
-            .store()
-            .block(&block_hash)?
-            .ok_or_else(|| StoreError::Missing(format!("block {block_hash}")))?;
-        let index = usize::try_from(pos).unwrap_or(usize::MAX);
-        let tx = block
-            .txdata
-            .get(index)
-            .ok_or_else(|| StoreError::Missing(format!("transaction {pos} of {block_hash}")))?;
+        let (block_hash, index, block) = mined_tx(&node, &txid, "is not in a block")?;
+        let (pos, tx) = (index, &block.txdata[index]);
         let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
         let branch = camel_core::merkle::merkle_branch(&txids, index)
             .ok_or_else(|| StoreError::Missing(format!("merkle branch {pos} of {block_hash}")))?;

@@ -718,7 +718,7 @@ fn draw_jobs(f: &mut Frame<'_>, app: &App, area: Rect) {
         } else {
             String::new()
         };
-        format!("model {}…{of}", &m[..m.len().min(16)])
+        format!("model {}…{of}", m.chars().take(16).collect::<String>())
     });
     draw_form(
         f,
@@ -736,7 +736,11 @@ fn draw_jobs(f: &mut Frame<'_>, app: &App, area: Rect) {
         .map(|&k| &app.jobs[k])
         .enumerate()
         .map(|(i, j)| {
-            let s = format!("{}… {}", &j.job_id[..j.job_id.len().min(12)], j.state);
+            let s = format!(
+                "{}… {}",
+                j.job_id.chars().take(12).collect::<String>(),
+                j.state
+            );
             if i == app.selected {
                 Line::from(Span::styled(
                     s,
